@@ -1,0 +1,247 @@
+// Package catalog knows how every platform component is deployed: which
+// services it runs, how they are wired, their health checks, limits,
+// volumes and secrets. Build turns a stack spec into a backend-neutral
+// model.Deployment.
+package catalog
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	"go.yaml.in/yaml/v3"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/aipairpro/orchestrator/internal/diag"
+	"github.com/aipairpro/orchestrator/internal/model"
+	"github.com/aipairpro/orchestrator/internal/spec"
+	"github.com/aipairpro/orchestrator/templates"
+)
+
+// Networks every deployment uses. Data services sit only on Internal, which
+// has no route out; services that talk to the outside world also join Edge.
+const (
+	Edge     = "edge"
+	Internal = "internal"
+)
+
+type serviceData struct {
+	Image  string `yaml:"image"`
+	Memory string `yaml:"memory"`
+}
+
+type data struct {
+	Components map[string]string      `yaml:"components"`
+	Postgres   map[string]string      `yaml:"postgres"`
+	Services   map[string]serviceData `yaml:"services"`
+}
+
+var (
+	loadOnce sync.Once
+	loaded   *data
+	loadErr  error
+)
+
+func catalogData() (*data, error) {
+	loadOnce.Do(func() {
+		b, err := templates.FS.ReadFile("catalog/catalog.yaml")
+		if err != nil {
+			loadErr = err
+			return
+		}
+		d := &data{}
+		if err := yaml.Unmarshal(b, d); err != nil {
+			loadErr = fmt.Errorf("catalog data: %w", err)
+			return
+		}
+		loaded = d
+	})
+	return loaded, loadErr
+}
+
+// Pins returns the default version of each component.
+func Pins() map[string]string {
+	d, err := catalogData()
+	if err != nil {
+		// The catalog is embedded and covered by tests; a broken one is a
+		// build defect, not a user error.
+		panic(err)
+	}
+	return d.Components
+}
+
+// Build turns a loaded stack into a deployment. Problems that need the
+// catalog to see (an override of a service that does not exist, a user
+// service named like a platform one) come back as diagnostics that point
+// into the spec.
+func Build(st *spec.Stack) (*model.Deployment, diag.Diagnostics) {
+	d, err := catalogData()
+	if err != nil {
+		return nil, diag.Diagnostics{}.Append(err)
+	}
+	eff := st.WithDefaults(d.Components)
+	b := &builder{orig: st, st: eff, data: d, secrets: map[string]model.Secret{}, dep: &model.Deployment{
+		Name:   eff.Name,
+		Domain: eff.Domain,
+		TLS:    model.TLS{Mode: eff.TLS.Mode, Email: eff.TLS.Email},
+	}}
+	b.build()
+	if b.ds.HasErrors() {
+		return nil, b.ds
+	}
+	return b.dep, b.ds
+}
+
+type builder struct {
+	orig, st  *spec.Stack
+	data      *data
+	dep       *model.Deployment
+	secrets   map[string]model.Secret
+	consumers []dbConsumer
+	ds        diag.Diagnostics
+}
+
+func (b *builder) build() {
+	if b.st.App != nil {
+		b.app()
+	}
+	b.customServices()
+	if b.st.Components.Enabled("tracardi") {
+		b.tracardi()
+	}
+	if b.st.Components.Enabled("kestra") {
+		b.kestra()
+	}
+	if b.st.Components.Enabled("postiz") {
+		b.postiz()
+	}
+	if b.st.Components.Enabled("portainer") {
+		b.portainer()
+	}
+	if len(b.consumers) > 0 {
+		b.postgres()
+	}
+	if len(b.dep.Routes) > 0 {
+		sort.Slice(b.dep.Routes, func(i, j int) bool { return b.dep.Routes[i].Host < b.dep.Routes[j].Host })
+		b.proxy()
+	}
+	b.overrides()
+	b.finish()
+}
+
+// image returns the catalog's image for a service, with the component's
+// version filled in.
+func (b *builder) image(service, component string) string {
+	img := b.data.Services[service].Image
+	if c := b.st.Components.Get(component); c != nil {
+		img = strings.ReplaceAll(img, "{version}", c.Version)
+	}
+	return img
+}
+
+// memory returns the catalog's memory limit for a service, in bytes.
+func (b *builder) memory(service string) int64 {
+	q, err := resource.ParseQuantity(b.data.Services[service].Memory)
+	if err != nil {
+		panic(fmt.Sprintf("catalog: memory of %s: %v", service, err))
+	}
+	return q.Value()
+}
+
+func (b *builder) add(s model.Service) {
+	if s.Replicas == 0 && !s.OneShot {
+		s.Replicas = 1
+	}
+	if s.OneShot {
+		s.Replicas = 1
+	}
+	if s.MemoryBytes == 0 {
+		key := s.Name
+		if s.Component == "custom" {
+			key = "custom"
+		}
+		s.MemoryBytes = b.memory(key)
+	}
+	b.dep.Services = append(b.dep.Services, s)
+}
+
+func (b *builder) secret(name string, kind model.SecretKind) string {
+	b.secrets[name] = model.Secret{Name: name, Generate: kind}
+	return name
+}
+
+func (b *builder) derived(name, template string) string {
+	b.secrets[name] = model.Secret{Name: name, Template: template}
+	return name
+}
+
+func (b *builder) route(host, service string, port int) {
+	b.dep.Routes = append(b.dep.Routes, model.Route{Host: host, Service: service, Port: port})
+}
+
+func (b *builder) host(sub string) string {
+	if sub == "" {
+		return b.st.Domain
+	}
+	return sub + "." + b.st.Domain
+}
+
+// secretRef is the template text that stands for a secret's value.
+func secretRef(name string) string {
+	return fmt.Sprintf(`{{ secret %q }}`, name)
+}
+
+// finish sorts everything and collects the volumes and networks the
+// services use, so backends render a deterministic deployment.
+func (b *builder) finish() {
+	sort.Slice(b.dep.Services, func(i, j int) bool { return b.dep.Services[i].Name < b.dep.Services[j].Name })
+	vols := map[string]bool{}
+	nets := map[string]bool{}
+	for _, s := range b.dep.Services {
+		for _, v := range s.Volumes {
+			if v.Volume != "" {
+				vols[v.Volume] = true
+			}
+		}
+		for _, n := range s.Networks {
+			nets[n] = true
+		}
+	}
+	for _, name := range sortedKeys(vols) {
+		v := model.Volume{Name: name}
+		if name == "postgres-data" {
+			q := resource.MustParse(b.st.Database.Storage)
+			v.SizeBytes = q.Value()
+		}
+		b.dep.Volumes = append(b.dep.Volumes, v)
+	}
+	for _, name := range sortedKeys(nets) {
+		b.dep.Networks = append(b.dep.Networks, model.Network{Name: name, Internal: name == Internal})
+	}
+	for _, name := range sortedKeys(b.secrets) {
+		b.dep.Secrets = append(b.dep.Secrets, b.secrets[name])
+	}
+	sort.Slice(b.dep.Files, func(i, j int) bool { return b.dep.Files[i].Path < b.dep.Files[j].Path })
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// logHealth is the common shape of an HTTP healthcheck command for images
+// that ship busybox or GNU wget.
+func wgetHealth(url string) []string {
+	return []string{"CMD", "wget", "-q", "-O", "/dev/null", url}
+}
+
+func health(test []string, startSec int) *model.Healthcheck {
+	return &model.Healthcheck{Test: test, IntervalSec: 10, TimeoutSec: 5, Retries: 5, StartSec: startSec}
+}
+
+func suggestName(s string, candidates []string) string { return spec.Suggest(s, candidates) }

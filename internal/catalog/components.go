@@ -1,0 +1,364 @@
+package catalog
+
+import (
+	"fmt"
+	"sort"
+
+	"github.com/aipairpro/orchestrator/internal/model"
+	"github.com/aipairpro/orchestrator/templates"
+)
+
+// dbConsumer is one user of the shared PostgreSQL: it gets a role and,
+// unless it creates its own, a database of the same name.
+type dbConsumer struct {
+	name     string
+	createDB bool // the role may create databases (Temporal makes its own)
+	ownDB    bool // create a database named after the role
+}
+
+// database registers a consumer and returns the secret name of its password.
+func (b *builder) database(name string, ownDB, createDB bool) string {
+	b.consumers = append(b.consumers, dbConsumer{name: name, ownDB: ownDB, createDB: createDB})
+	return b.secret("db-"+name+"-password", model.Password)
+}
+
+func databaseURL(consumer string) string {
+	return fmt.Sprintf("postgres://%s:%s@postgres:5432/%s?sslmode=disable", consumer, secretRef("db-"+consumer+"-password"), consumer)
+}
+
+// httpProbe is the healthcheck for the user's own images, whose tools we
+// cannot know: busybox/GNU wget or curl, whichever the image has.
+func httpProbe(port int, path string) []string {
+	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, path)
+	return []string{"CMD-SHELL", fmt.Sprintf("wget -q -O /dev/null %s || curl -fsS -o /dev/null %s", url, url)}
+}
+
+func (b *builder) app() {
+	a := b.st.App
+	s := model.Service{
+		Name: "app", Component: "app", Image: a.Image, Command: a.Command,
+		Env: copyEnv(a.Env), PassEnv: sortedCopy(a.Secrets),
+		Ports: []int{a.Port}, Networks: []string{Edge}, Replicas: *a.Replicas,
+		Health: health(httpProbe(a.Port, a.Health), 30),
+	}
+	if a.Database {
+		b.withDatabase(&s, "app")
+	}
+	b.add(s)
+	b.route(b.host(""), "app", a.Port)
+}
+
+func (b *builder) withDatabase(s *model.Service, consumer string) {
+	b.database(consumer, true, false)
+	s.SecretEnv = map[string]string{"DATABASE_URL": databaseURL(consumer)}
+	s.Networks = appendUnique(s.Networks, Internal)
+	s.DependsOn = append(s.DependsOn, model.Dependency{Service: "postgres-init", Condition: model.Completed})
+}
+
+func (b *builder) customServices() {
+	names := make([]string, 0, len(b.st.Services))
+	for name := range b.st.Services {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		svc := b.st.Services[name]
+		p := "services." + name
+		if reservedNames[name] {
+			b.ds.Errorf(b.orig.KeyPos(p), p, "rename the service; platform services use this name", "service name %q is taken by the platform", name)
+			continue
+		}
+		s := model.Service{
+			Name: name, Component: "custom", Image: svc.Image, Command: svc.Command,
+			Env: copyEnv(svc.Env), PassEnv: sortedCopy(svc.Secrets),
+			Networks: []string{Edge}, Replicas: *svc.Replicas,
+		}
+		if svc.Port != 0 {
+			s.Ports = []int{svc.Port}
+			if svc.Health != "" {
+				s.Health = health(httpProbe(svc.Port, svc.Health), 30)
+			}
+		}
+		if svc.Database {
+			b.withDatabase(&s, name)
+		}
+		if s.Health == nil && (b.st.Overrides[name].Healthcheck == nil) {
+			b.ds.Warnf(b.orig.KeyPos(p), p, fmt.Sprintf("add `port:` and `health:`, or overrides.%s.healthcheck", name),
+				"service %q has no healthcheck, so nothing can tell when it is ready", name)
+		}
+		b.add(s)
+	}
+}
+
+// reservedNames are the service names the platform may render; a user
+// service may not take one even when that component is off, so enabling a
+// component later never collides.
+var reservedNames = map[string]bool{
+	"app": true, "proxy": true, "postgres": true, "postgres-init": true,
+	"tracardi-api": true, "tracardi-gui": true, "tracardi-mysql": true, "tracardi-elasticsearch": true, "tracardi-redis": true,
+	"kestra": true, "postiz": true, "postiz-redis": true, "temporal": true, "temporal-elasticsearch": true, "portainer": true,
+	// consumers of the shared database
+	"temporal-db": true,
+}
+
+func (b *builder) tracardi() {
+	rootPW := b.secret("tracardi-mysql-root-password", model.Password)
+	userPW := b.secret("tracardi-mysql-password", model.Password)
+	b.secret("tracardi-installation-token", model.Token)
+	b.secret("tracardi-auto-profile-merging", model.Token)
+	b.add(model.Service{
+		Name: "tracardi-mysql", Component: "tracardi", Image: b.image("tracardi-mysql", "tracardi"),
+		Env: map[string]string{
+			"MYSQL_DATABASE":           "tracardi",
+			"MYSQL_USER":               "tracardi",
+			"MYSQL_ROOT_PASSWORD_FILE": "/run/secrets/" + rootPW,
+			"MYSQL_PASSWORD_FILE":      "/run/secrets/" + userPW,
+		},
+		SecretMounts: []model.SecretMount{{Secret: rootPW, Target: "/run/secrets/" + rootPW}, {Secret: userPW, Target: "/run/secrets/" + userPW}},
+		Ports:        []int{3306},
+		Volumes:      []model.VolumeMount{{Volume: "tracardi-mysql-data", Target: "/var/lib/mysql"}},
+		Networks:     []string{Internal},
+		// mysqladmin ping exits 0 whenever the server answers, even with
+		// "access denied", which is exactly "ready for connections".
+		Health:   health([]string{"CMD", "mysqladmin", "ping", "-h", "127.0.0.1", "--silent"}, 30),
+		Stateful: true,
+	})
+	b.add(model.Service{
+		Name: "tracardi-elasticsearch", Component: "tracardi", Image: b.image("tracardi-elasticsearch", "tracardi"),
+		Env: map[string]string{
+			"discovery.type":         "single-node",
+			"xpack.security.enabled": "false",
+			"cluster.name":           "tracardi",
+			"ES_JAVA_OPTS":           "-Xms1g -Xmx1g",
+		},
+		Ports:    []int{9200},
+		Volumes:  []model.VolumeMount{{Volume: "tracardi-elasticsearch-data", Target: "/usr/share/elasticsearch/data"}},
+		Networks: []string{Internal},
+		Health:   health([]string{"CMD-SHELL", "curl -fsS 'http://127.0.0.1:9200/_cluster/health?wait_for_status=yellow&timeout=5s' >/dev/null"}, 60),
+		Ulimits:  map[string]int{"nofile": 65536},
+		Stateful: true,
+	})
+	b.add(redis("tracardi-redis", "tracardi", b.image("tracardi-redis", "tracardi")))
+	b.add(model.Service{
+		Name: "tracardi-api", Component: "tracardi", Image: b.image("tracardi-api", "tracardi"),
+		Env: map[string]string{
+			"ELASTIC_HOST":   "http://tracardi-elasticsearch:9200",
+			"REDIS_HOST":     "redis://tracardi-redis:6379",
+			"MYSQL_HOST":     "tracardi-mysql",
+			"MYSQL_PORT":     "3306",
+			"MYSQL_DATABASE": "tracardi",
+			"MYSQL_USERNAME": "tracardi",
+			"LOGGING_LEVEL":  "info",
+		},
+		SecretEnv: map[string]string{
+			"MYSQL_PASSWORD":       secretRef(userPW),
+			"INSTALLATION_TOKEN":   secretRef("tracardi-installation-token"),
+			"AUTO_PROFILE_MERGING": secretRef("tracardi-auto-profile-merging"),
+		},
+		Ports:    []int{80},
+		Networks: []string{Edge, Internal},
+		DependsOn: []model.Dependency{
+			{Service: "tracardi-elasticsearch", Condition: model.Healthy},
+			{Service: "tracardi-mysql", Condition: model.Healthy},
+			{Service: "tracardi-redis", Condition: model.Healthy},
+		},
+		// The API image is Python-based; python is the one tool it surely has.
+		Health: health([]string{"CMD", "python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:80/healthcheck', timeout=4)"}, 60),
+	})
+	b.route(b.host("tracardi-api"), "tracardi-api", 80)
+	b.add(model.Service{
+		Name: "tracardi-gui", Component: "tracardi", Image: b.image("tracardi-gui", "tracardi"),
+		// The GUI asks for its API's URL at first visit; this is what to type.
+		Env:       map[string]string{"API_URL": "https://" + b.host("tracardi-api")},
+		Ports:     []int{80},
+		Networks:  []string{Edge},
+		DependsOn: []model.Dependency{{Service: "tracardi-api", Condition: model.Healthy}},
+		Health:    health(wgetHealth("http://127.0.0.1:80/"), 10),
+	})
+	b.route(b.host("tracardi"), "tracardi-gui", 80)
+}
+
+func redis(name, component, image string) model.Service {
+	return model.Service{
+		Name: name, Component: component, Image: image,
+		Command:  []string{"redis-server", "--save", "60", "1", "--loglevel", "warning"},
+		Ports:    []int{6379},
+		Volumes:  []model.VolumeMount{{Volume: name + "-data", Target: "/data"}},
+		Networks: []string{Internal},
+		Health:   health([]string{"CMD-SHELL", "redis-cli ping | grep -q PONG"}, 5),
+		Stateful: true,
+	}
+}
+
+func (b *builder) kestra() {
+	b.database("kestra", true, false)
+	b.secret("kestra-admin-password", model.Password)
+	b.secret("kestra-encryption-key", model.Key32)
+	tmpl, err := templates.FS.ReadFile("catalog/kestra-application.yml")
+	if err != nil {
+		panic(err)
+	}
+	cfg := b.derived("kestra-application.yml", string(tmpl))
+	b.add(model.Service{
+		Name: "kestra", Component: "kestra", Image: b.image("kestra", "kestra"),
+		// Script tasks start sibling containers through the host's Docker
+		// socket, which needs root inside the container (upstream's compose
+		// does the same). Without script tasks, override user and volumes.
+		User:         "root",
+		Command:      []string{"server", "standalone", "--config", "/run/secrets/" + cfg},
+		SecretMounts: []model.SecretMount{{Secret: cfg, Target: "/run/secrets/" + cfg}},
+		Ports:        []int{8080, 8081},
+		Volumes: []model.VolumeMount{
+			{Volume: "kestra-data", Target: "/app/storage"},
+			{HostPath: "/var/run/docker.sock", Target: "/var/run/docker.sock"},
+			// Task containers get this directory from the host, so the path
+			// must be the same on both sides.
+			{HostPath: "/tmp/kestra-wd", Target: "/tmp/kestra-wd"},
+		},
+		Networks:  []string{Edge, Internal},
+		DependsOn: []model.Dependency{{Service: "postgres-init", Condition: model.Completed}},
+		Health:    health([]string{"CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8081/health"}, 120),
+	})
+	b.route(b.host("kestra"), "kestra", 8080)
+}
+
+func (b *builder) postiz() {
+	b.database("postiz", true, false)
+	// Temporal creates its own databases, so its role may create them.
+	templPW := b.database("temporal", false, true)
+	b.secret("postiz-jwt-secret", model.Token)
+	b.add(redis("postiz-redis", "postiz", b.image("postiz-redis", "postiz")))
+	b.add(model.Service{
+		Name: "temporal-elasticsearch", Component: "postiz", Image: b.image("temporal-elasticsearch", "postiz"),
+		Env: map[string]string{
+			"discovery.type":         "single-node",
+			"xpack.security.enabled": "false",
+			"ES_JAVA_OPTS":           "-Xms256m -Xmx256m",
+			"cluster.routing.allocation.disk.threshold_enabled":     "true",
+			"cluster.routing.allocation.disk.watermark.low":         "512mb",
+			"cluster.routing.allocation.disk.watermark.high":        "256mb",
+			"cluster.routing.allocation.disk.watermark.flood_stage": "128mb",
+		},
+		Ports:    []int{9200},
+		Volumes:  []model.VolumeMount{{Volume: "temporal-elasticsearch-data", Target: "/usr/share/elasticsearch/data"}},
+		Networks: []string{Internal},
+		Health:   health([]string{"CMD-SHELL", "curl -fsS 'http://127.0.0.1:9200/_cluster/health?wait_for_status=yellow&timeout=5s' >/dev/null"}, 60),
+		Ulimits:  map[string]int{"nofile": 65536},
+		Stateful: true,
+	})
+	b.add(model.Service{
+		Name: "temporal", Component: "postiz", Image: b.image("temporal", "postiz"),
+		Env: map[string]string{
+			"DB":                       "postgres12",
+			"DB_PORT":                  "5432",
+			"POSTGRES_SEEDS":           "postgres",
+			"POSTGRES_USER":            "temporal",
+			"DYNAMIC_CONFIG_FILE_PATH": "config/dynamicconfig/development-sql.yaml",
+			"ENABLE_ES":                "true",
+			"ES_SEEDS":                 "temporal-elasticsearch",
+			"ES_VERSION":               "v7",
+			"TEMPORAL_NAMESPACE":       "default",
+		},
+		SecretEnv: map[string]string{"POSTGRES_PWD": secretRef(templPW)},
+		Ports:     []int{7233},
+		Networks:  []string{Internal},
+		DependsOn: []model.Dependency{
+			{Service: "postgres-init", Condition: model.Completed},
+			{Service: "temporal-elasticsearch", Condition: model.Healthy},
+		},
+		Health: &model.Healthcheck{Test: []string{"CMD", "temporal", "operator", "cluster", "health", "--address", "temporal:7233"}, IntervalSec: 10, TimeoutSec: 5, Retries: 10, StartSec: 30},
+	})
+	url := "https://" + b.host("postiz")
+	b.add(model.Service{
+		Name: "postiz", Component: "postiz", Image: b.image("postiz", "postiz"),
+		Env: map[string]string{
+			// Postiz checks these match the browser's URL exactly, with no
+			// trailing slash; cookies need HTTPS, which the proxy provides.
+			"MAIN_URL":                     url,
+			"FRONTEND_URL":                 url,
+			"NEXT_PUBLIC_BACKEND_URL":      url + "/api",
+			"BACKEND_INTERNAL_URL":         "http://localhost:3000",
+			"REDIS_URL":                    "redis://postiz-redis:6379",
+			"TEMPORAL_ADDRESS":             "temporal:7233",
+			"IS_GENERAL":                   "true",
+			"DISABLE_REGISTRATION":         "false",
+			"RUN_CRON":                     "true",
+			"STORAGE_PROVIDER":             "local",
+			"UPLOAD_DIRECTORY":             "/uploads",
+			"NEXT_PUBLIC_UPLOAD_DIRECTORY": "/uploads",
+			"API_LIMIT":                    "30",
+		},
+		SecretEnv: map[string]string{
+			"DATABASE_URL": databaseURL("postiz"),
+			"JWT_SECRET":   secretRef("postiz-jwt-secret"),
+		},
+		Ports:    []int{5000},
+		Volumes:  []model.VolumeMount{{Volume: "postiz-uploads", Target: "/uploads"}},
+		Networks: []string{Edge, Internal},
+		DependsOn: []model.Dependency{
+			{Service: "postgres-init", Condition: model.Completed},
+			{Service: "postiz-redis", Condition: model.Healthy},
+			// Postiz connects its Temporal worker once, at start: it must
+			// find Temporal healthy or posts stay queued forever.
+			{Service: "temporal", Condition: model.Healthy},
+		},
+		// The image has node but no curl or wget.
+		Health: &model.Healthcheck{Test: []string{"CMD", "node", "-e",
+			"const r=require('http').get('http://127.0.0.1:5000/',res=>process.exit(res.statusCode<500?0:1));r.on('error',()=>process.exit(1));r.setTimeout(4000,()=>{r.destroy();process.exit(1)})"},
+			IntervalSec: 30, TimeoutSec: 10, Retries: 5, StartSec: 120},
+	})
+	b.route(b.host("postiz"), "postiz", 5000)
+}
+
+func (b *builder) portainer() {
+	pw := b.secret("portainer-admin-password", model.Password)
+	b.add(model.Service{
+		Name: "portainer", Component: "portainer", Image: b.image("portainer", "portainer"),
+		// The password file creates the admin at first start, so the
+		// instance never sits in its 5-minute "create an admin" window;
+		// -H makes the local Docker the first environment; the trusted
+		// origin lets the UI work behind the proxy.
+		Command: []string{"-H", "unix:///var/run/docker.sock",
+			"--admin-password-file", "/run/secrets/" + pw,
+			"--trusted-origins", b.host("portainer")},
+		SecretMounts: []model.SecretMount{{Secret: pw, Target: "/run/secrets/" + pw}},
+		Ports:        []int{9000},
+		Volumes: []model.VolumeMount{
+			{Volume: "portainer-data", Target: "/data"},
+			{HostPath: "/var/run/docker.sock", Target: "/var/run/docker.sock"},
+		},
+		Networks: []string{Edge},
+		Health:   health(wgetHealth("http://127.0.0.1:9000/api/system/status"), 20),
+		Stateful: true,
+	})
+	b.route(b.host("portainer"), "portainer", 9000)
+}
+
+func copyEnv(env map[string]string) map[string]string {
+	if len(env) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(env))
+	for k, v := range env {
+		out[k] = v
+	}
+	return out
+}
+
+func sortedCopy(in []string) []string {
+	if len(in) == 0 {
+		return nil
+	}
+	out := append([]string(nil), in...)
+	sort.Strings(out)
+	return out
+}
+
+func appendUnique(list []string, v string) []string {
+	for _, x := range list {
+		if x == v {
+			return list
+		}
+	}
+	return append(list, v)
+}

@@ -1,0 +1,116 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/aipairpro/orchestrator/internal/backend/compose"
+	"github.com/aipairpro/orchestrator/internal/catalog"
+	"github.com/aipairpro/orchestrator/internal/engine"
+	"github.com/aipairpro/orchestrator/internal/spec"
+	"github.com/aipairpro/orchestrator/internal/state"
+)
+
+// RenderOptions are the inputs of `orchestrator render`.
+type RenderOptions struct {
+	IO       *IOStreams
+	File     string
+	StateDir string
+	Phase    int
+	OutDir   string
+	// Effective prints the spec with every default filled in, instead of rendering.
+	Effective bool
+	Output    string
+}
+
+// NewCmdRender builds `orchestrator render`.
+func NewCmdRender(f *Factory) *cobra.Command {
+	opts := &RenderOptions{IO: f.IO}
+	cmd := &cobra.Command{
+		Use:   "render",
+		Short: "Render the stack's deployment files without applying them",
+		Long: `Render writes the target's files for the stack: for --phase=1, DIR/docker-compose.yml
+plus the proxy's Caddyfile and the database init script. Secret values never go
+into DIR: they stay in the state directory, which the compose file references.
+The output is byte-for-byte the same for the same spec and state.`,
+		Example: `  orchestrator render --phase=1 -f stack.yaml -o deploy
+  orchestrator render --effective`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg := f.Config()
+			opts.File, opts.StateDir = cfg.File, cfg.StateDir
+			if opts.Phase != 1 && opts.Phase != 2 {
+				return usageError{fmt.Errorf("invalid --phase %d: use 1 (docker compose) or 2 (kubernetes)", opts.Phase)}
+			}
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
+			if opts.OutDir == "" {
+				opts.OutDir = filepath.Join(filepath.Dir(opts.File), "rendered", fmt.Sprintf("phase%d", opts.Phase))
+			}
+			return runRender(cmd.Context(), opts)
+		},
+	}
+	fl := cmd.Flags()
+	fl.IntVar(&opts.Phase, "phase", 1, "target: 1 = docker compose on one host, 2 = kubernetes + opentofu")
+	fl.StringVarP(&opts.OutDir, "out", "o", "", "output directory (default rendered/phase<N> beside the spec)")
+	fl.BoolVar(&opts.Effective, "effective", false, "print the spec with every default filled in, and render nothing")
+	fl.StringVar(&opts.Output, "output", "text", "output format of the summary: text or json")
+	return cmd
+}
+
+func runRender(ctx context.Context, opts *RenderOptions) error {
+	st, src, ds := spec.LoadFile(opts.File)
+	if err := reportDiagnostics(opts.IO, opts.File, src, ds); err != nil {
+		return err
+	}
+	if opts.Effective {
+		return writeEffective(opts.IO, st)
+	}
+	if opts.Phase == 2 {
+		return fmt.Errorf("phase 2 rendering (kubernetes + opentofu) is not in this version yet; render --phase=1")
+	}
+	store, err := state.Open(opts.StateDir)
+	if err != nil {
+		return err
+	}
+	res, rds := engine.Render(ctx, st, engine.RenderOptionsIn{Backend: compose.New(), Store: store, OutDir: opts.OutDir})
+	if err := reportDiagnostics(opts.IO, opts.File, src, rds); err != nil {
+		return err
+	}
+	files := make([]string, 0, len(res.Artifacts.Files))
+	for _, f := range res.Artifacts.Files {
+		files = append(files, filepath.Join(opts.OutDir, filepath.FromSlash(f.Path)))
+	}
+	if opts.Output == "json" {
+		enc := json.NewEncoder(opts.IO.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(map[string]any{
+			"format_version": "1.0",
+			"phase":          opts.Phase,
+			"out_dir":        opts.OutDir,
+			"state_dir":      store.Dir(),
+			"files":          files,
+			"changed":        res.Written,
+			"services":       len(res.Deployment.Services),
+		})
+	}
+	fmt.Fprintf(opts.IO.Out, "Rendered %d services to %s (%d of %d files changed).\n", len(res.Deployment.Services), filepath.Join(opts.OutDir, compose.ComposeFile), len(res.Written), len(files))
+	fmt.Fprintf(opts.IO.Out, "Secrets are kept in %s (never in the rendered files).\n", store.Dir())
+	return nil
+}
+
+func writeEffective(io *IOStreams, st *spec.Stack) error {
+	eff := st.WithDefaults(catalog.Pins())
+	enc := yaml.NewEncoder(io.Out)
+	enc.SetIndent(2)
+	if err := enc.Encode(eff); err != nil {
+		return err
+	}
+	return enc.Close()
+}

@@ -1,0 +1,376 @@
+package spec
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/distribution/reference"
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/aipairpro/orchestrator/internal/diag"
+)
+
+var (
+	dnsLabelRe = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	envNameRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	emailRe    = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+)
+
+// SupportedPostgres lists the PostgreSQL majors the catalog can render.
+var SupportedPostgres = []string{"16", "17", "18"}
+
+// Validate runs the semantic checks that types alone cannot express. It
+// reports every problem, not only the first.
+func Validate(s *Stack) diag.Diagnostics {
+	v := &validator{s: s}
+	v.stack()
+	return v.ds
+}
+
+type validator struct {
+	s  *Stack
+	ds diag.Diagnostics
+}
+
+func (v *validator) errorf(path, hint, format string, args ...any) {
+	if v.broken(path) {
+		return
+	}
+	v.ds.Errorf(v.s.Pos(path), path, hint, format, args...)
+	v.ds[len(v.ds)-1].Width = v.s.width(path)
+}
+
+// broken reports whether path or a parent already failed a structural
+// check, so it is not reported twice.
+func (v *validator) broken(path string) bool {
+	if v.s.src == nil {
+		return false
+	}
+	for p := path; ; p = parentPath(p) {
+		if v.s.src.broken[p] {
+			return true
+		}
+		if p == "" {
+			return false
+		}
+	}
+}
+
+func (v *validator) present(path string) bool {
+	return v.s.src == nil || v.s.src.values[path] != nil
+}
+
+func (v *validator) stack() {
+	s := v.s
+	if !v.present("version") {
+		v.errorf("version", "add `version: 1` at the top", "missing required key %q", "version")
+	} else if s.Version != Version {
+		v.errorf("version", "this build reads version 1 specs", "unsupported spec version %d", s.Version)
+	}
+	switch {
+	case s.Name == "":
+		v.errorf("name", "add e.g. `name: acme` (lower case letters, digits and '-')", "missing required key %q", "name")
+	case !dnsLabelRe.MatchString(s.Name):
+		v.errorf("name", fmt.Sprintf("try %q", ToDNSLabel(s.Name)), "name %q is not a DNS label: lower case letters, digits and '-', at most 63, starting and ending with a letter or digit", s.Name)
+	}
+	v.domain()
+	v.tls()
+	if s.App != nil {
+		v.workload("app", s.App.Image, s.App.Port, s.App.Health, s.App.Replicas, s.App.Env, s.App.Secrets, s.App.Database)
+		if s.App.Command != nil && len(s.App.Command) == 0 {
+			v.errorf("app.command", "remove the key to keep the image's command", "command is an empty list")
+		}
+	}
+	v.components()
+	v.database()
+	names := make([]string, 0, len(s.Services))
+	for name := range s.Services {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		svc := s.Services[name]
+		p := "services." + name
+		if !dnsLabelRe.MatchString(name) {
+			v.ds.Errorf(v.s.KeyPos(p), p, fmt.Sprintf("try %q", ToDNSLabel(name)), "service name %q is not a DNS label: lower case letters, digits and '-'", name)
+		}
+		v.workload(p, svc.Image, svc.Port, svc.Health, svc.Replicas, svc.Env, svc.Secrets, svc.Database)
+		if svc.Health != "" && svc.Port == 0 {
+			v.errorf(p+".health", "add `port:` so the health path can be probed", "health is set but port is not")
+		}
+	}
+	onames := make([]string, 0, len(s.Overrides))
+	for name := range s.Overrides {
+		onames = append(onames, name)
+	}
+	sort.Strings(onames)
+	for _, name := range onames {
+		v.override("overrides."+name, s.Overrides[name])
+	}
+	v.phase1()
+	v.phase2()
+}
+
+func (v *validator) domain() {
+	d := v.s.Domain
+	switch {
+	case d == "":
+		v.errorf("domain", "add e.g. `domain: acme.example.com`; on a laptop use `domain: acme.localhost` with `tls: {mode: internal}`", "missing required key %q", "domain")
+		return
+	case strings.Contains(d, "://"):
+		v.errorf("domain", fmt.Sprintf("write the bare host name: %q", d[strings.Index(d, "://")+3:]), "domain %q has a scheme", d)
+		return
+	}
+	for _, label := range strings.Split(d, ".") {
+		if !dnsLabelRe.MatchString(label) {
+			v.errorf("domain", "use a lower-case DNS name such as acme.example.com", "domain %q is not a valid DNS name", d)
+			return
+		}
+	}
+}
+
+func (v *validator) tls() {
+	t := v.s.TLS
+	switch t.Mode {
+	case "", "acme", "internal":
+	default:
+		v.errorf("tls.mode", suggestHint(t.Mode, []string{"acme", "internal"}), "unknown tls mode %q; expected acme or internal", t.Mode)
+	}
+	if t.Email != "" && !emailRe.MatchString(t.Email) {
+		v.errorf("tls.email", "use an address such as ops@example.com", "tls email %q is not an e-mail address", t.Email)
+	}
+}
+
+func suggestHint(got string, options []string) string {
+	if s := suggest(got, options); s != "" {
+		return fmt.Sprintf("did you mean %q?", s)
+	}
+	return "expected one of: " + strings.Join(options, ", ")
+}
+
+func (v *validator) workload(p, image string, port int, health string, replicas *int, env map[string]string, secrets []string, database bool) {
+	if image == "" {
+		v.errorf(p, fmt.Sprintf("add `image:` under %s, pinned to a version, e.g. ghcr.io/acme/app:1.0.0", p), "missing required key %q", "image")
+	} else {
+		v.image(p+".image", image)
+	}
+	if v.present(p+".port") && (port < 1 || port > 65535) {
+		v.errorf(p+".port", "", "port %d is out of range 1-65535", port)
+	}
+	if health != "" && !strings.HasPrefix(health, "/") {
+		v.errorf(p+".health", fmt.Sprintf("write %q", "/"+health), "health %q must be an HTTP path starting with '/'", health)
+	}
+	if replicas != nil && *replicas < 0 {
+		v.errorf(p+".replicas", "", "replicas must be 0 or more, got %d", *replicas)
+	}
+	v.env(p+".env", env)
+	seen := map[string]bool{}
+	for i, name := range secrets {
+		sp := fmt.Sprintf("%s.secrets[%d]", p, i)
+		switch {
+		case !envNameRe.MatchString(name):
+			v.errorf(sp, "secret names are environment variable names: letters, digits and '_'", "secret name %q is not a valid environment variable name", name)
+		case seen[name]:
+			v.errorf(sp, "remove the repeated name", "secret %q is listed twice", name)
+		case env[name] != "":
+			v.errorf(sp, "remove it from env: secret values come from the environment when applying", "%q is both a plain env variable and a secret", name)
+		case database && name == "DATABASE_URL":
+			v.errorf(sp, "remove it: with `database: true` DATABASE_URL is provided", "secret %q collides with the provided DATABASE_URL", name)
+		}
+		seen[name] = true
+	}
+	if _, ok := env["DATABASE_URL"]; ok && database {
+		v.errorf(p+".env.DATABASE_URL", "remove it: with `database: true` DATABASE_URL is provided", "env DATABASE_URL collides with the provided DATABASE_URL")
+	}
+}
+
+func (v *validator) env(p string, env map[string]string) {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !envNameRe.MatchString(k) {
+			v.ds.Errorf(v.s.KeyPos(p+"."+k), p+"."+k, "use letters, digits and '_', not starting with a digit", "%q is not a valid environment variable name", k)
+		}
+	}
+}
+
+func (v *validator) image(p, img string) {
+	ref, err := reference.ParseNormalizedNamed(img)
+	if err != nil {
+		v.errorf(p, "use registry/name:tag, e.g. ghcr.io/acme/app:1.4.2", "image %q is not a valid image reference: %v", img, err)
+		return
+	}
+	_, digested := ref.(reference.Digested)
+	tagged, isTagged := ref.(reference.Tagged)
+	switch {
+	case digested:
+	case !isTagged:
+		v.errorf(p, fmt.Sprintf("pin an exact version, e.g. %s:1.0.0", img), "image %q has no tag; unpinned images change under you", img)
+	case tagged.Tag() == "latest":
+		v.errorf(p, "pin an exact version instead of latest", "image %q uses the moving tag latest", img)
+	}
+}
+
+func (v *validator) components() {
+	c := v.s.Components
+	for _, e := range []struct {
+		name string
+		c    *Component
+	}{{"tracardi", c.Tracardi}, {"kestra", c.Kestra}, {"postiz", c.Postiz}, {"portainer", c.Portainer}} {
+		if e.c == nil {
+			continue
+		}
+		p := "components." + e.name + ".version"
+		if v.present(p) {
+			switch ver := e.c.Version; {
+			case ver == "":
+				v.errorf(p, "remove the key to use the catalog's pin", "version is empty")
+			case ver == "latest":
+				v.errorf(p, "pin an exact upstream tag, or remove the key to use the catalog's pin", "version latest is a moving tag")
+			case !tagRe.MatchString(ver):
+				v.errorf(p, "use the upstream image tag, e.g. v2.23.0", "version %q is not a valid image tag", ver)
+			}
+		}
+	}
+}
+
+var tagRe = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
+
+func (v *validator) database() {
+	d := v.s.Database
+	if v.present("database.version") {
+		ok := false
+		for _, s := range SupportedPostgres {
+			ok = ok || d.Version == s
+		}
+		if !ok {
+			v.errorf("database.version", "supported majors: "+strings.Join(SupportedPostgres, ", "), "unsupported PostgreSQL version %q", d.Version)
+		}
+	}
+	if v.present("database.storage") {
+		v.quantity("database.storage", d.Storage)
+	}
+}
+
+func (v *validator) quantity(p, q string) {
+	qq, err := resource.ParseQuantity(q)
+	if err != nil || qq.Sign() <= 0 {
+		v.errorf(p, "use a Kubernetes quantity such as 512Mi, 2Gi or 20Gi", "%q is not a positive size", q)
+	}
+}
+
+func (v *validator) override(p string, o Override) {
+	if o.Image != "" {
+		v.image(p+".image", o.Image)
+	}
+	v.env(p+".env", o.Env)
+	if o.Resources != nil {
+		if o.Resources.Memory != "" {
+			v.quantity(p+".resources.memory", o.Resources.Memory)
+		}
+		if o.Resources.CPUs < 0 {
+			v.errorf(p+".resources.cpus", "", "cpus must be positive")
+		}
+	}
+	if o.Replicas != nil && *o.Replicas < 0 {
+		v.errorf(p+".replicas", "", "replicas must be 0 or more, got %d", *o.Replicas)
+	}
+	if o.Command != nil && len(o.Command) == 0 {
+		v.errorf(p+".command", "remove the key to keep the rendered command", "command is an empty list")
+	}
+	if h := o.Healthcheck; h != nil {
+		hp := p + ".healthcheck"
+		if len(h.Test) > 0 {
+			switch h.Test[0] {
+			case "CMD", "CMD-SHELL", "NONE":
+				if h.Test[0] == "CMD-SHELL" && len(h.Test) != 2 {
+					v.errorf(hp+".test", `write [CMD-SHELL, "the whole command"]`, "CMD-SHELL takes exactly one command string")
+				}
+				if h.Test[0] == "CMD" && len(h.Test) < 2 {
+					v.errorf(hp+".test", "write [CMD, program, arg...]", "CMD needs a program")
+				}
+			default:
+				v.errorf(hp+".test[0]", "start the list with CMD, CMD-SHELL or NONE", "healthcheck test must start with CMD, CMD-SHELL or NONE, got %q", h.Test[0])
+			}
+		} else if !h.Disable {
+			v.errorf(hp, "add `test: [CMD, ...]`, or `disable: true`", "healthcheck has no test")
+		}
+		for _, d := range []struct{ key, val string }{{"interval", h.Interval}, {"timeout", h.Timeout}, {"start_period", h.StartPeriod}} {
+			if d.val == "" {
+				continue
+			}
+			if dur, err := time.ParseDuration(d.val); err != nil || dur < 0 {
+				v.errorf(hp+"."+d.key, "use a duration such as 10s or 1m30s", "%q is not a duration", d.val)
+			}
+		}
+		if h.Retries != nil && *h.Retries < 0 {
+			v.errorf(hp+".retries", "", "retries must be 0 or more")
+		}
+	}
+}
+
+func (v *validator) phase1() {
+	h := v.s.Phase1.Host
+	if h == "" {
+		return
+	}
+	u, err := url.Parse(h)
+	if err != nil || u.Scheme == "" {
+		v.errorf("phase1.host", "use ssh://user@host, tcp://host:2376 or unix:///var/run/docker.sock", "docker host %q is not a URL", h)
+		return
+	}
+	switch u.Scheme {
+	case "ssh", "tcp":
+		if u.Host == "" {
+			v.errorf("phase1.host", "e.g. ssh://deploy@203.0.113.10", "docker host %q has no host name", h)
+		}
+	case "unix", "npipe":
+	default:
+		v.errorf("phase1.host", "use ssh://, tcp://, unix:// or npipe://", "unsupported docker host scheme %q", u.Scheme)
+	}
+}
+
+func (v *validator) phase2() {
+	p := v.s.Phase2
+	switch p.Provider {
+	case "", "aws", "gcp", "azure":
+	default:
+		v.errorf("phase2.provider", suggestHint(p.Provider, []string{"aws", "gcp", "azure"}), "unknown provider %q; expected aws, gcp or azure", p.Provider)
+	}
+	if p.Provider != "" && p.Region == "" {
+		v.errorf("phase2", "add e.g. `region: eu-west-1`", "phase2.provider is set but region is not")
+	}
+	if p.Region != "" && !regionRe.MatchString(p.Region) {
+		v.errorf("phase2.region", "e.g. eu-west-1, europe-west1 or westeurope", "region %q is not a region name", p.Region)
+	}
+}
+
+var regionRe = regexp.MustCompile(`^[a-z][a-z0-9-]*[a-z0-9]$`)
+
+// ToDNSLabel turns any string into a DNS label, for suggestions and defaults.
+func ToDNSLabel(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	out := strings.Trim(b.String(), "-")
+	if len(out) > 63 {
+		out = strings.Trim(out[:63], "-")
+	}
+	if out == "" {
+		return "my-stack"
+	}
+	return out
+}
