@@ -1,0 +1,235 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.yaml.in/yaml/v3"
+)
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func run(t *testing.T, dir string, args ...string) result {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	wd, err := os.Getwd()
+	require.NoError(t, err)
+	require.NoError(t, os.Chdir(dir))
+	defer func() { require.NoError(t, os.Chdir(wd)) }()
+	code := Run(context.Background(), args, &IOStreams{In: strings.NewReader(""), Out: &out, ErrOut: &errOut})
+	return result{code, out.String(), errOut.String()}
+}
+
+func copyExample(t *testing.T, name string) string {
+	t.Helper()
+	dir := t.TempDir()
+	b, err := os.ReadFile(filepath.Join("..", "..", "examples", name, "stack.yaml"))
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "stack.yaml"), b, 0o644))
+	return dir
+}
+
+func TestExitCodes(t *testing.T) {
+	dir := copyExample(t, "platform")
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("version: 1\nname: x\ndomain: x.example.com\napp: {image: a:1, prot: 1}\n"), 0o644))
+	tests := []struct {
+		name       string
+		args       []string
+		code       int
+		wantStdout string
+		wantStderr string
+	}{
+		{"valid", []string{"validate"}, 0, "stack.yaml is valid: 16 services, 6 routes.\n", ""},
+		{"invalid spec", []string{"validate", "-f", "bad.yaml"}, 1, "", "bad.yaml:4:19: error: unknown key \"prot\" (app)"},
+		{"missing spec", []string{"validate", "-f", "nope.yaml"}, 1, "", "error: cannot read spec: open nope.yaml: no such file or directory"},
+		{"unknown flag", []string{"validate", "--bogus"}, 2, "", "Error: unknown flag: --bogus"},
+		{"unknown command", []string{"deploy"}, 2, "", `Error: unknown command "deploy" for "orchestrator"`},
+		{"bad output", []string{"validate", "--output", "yaml"}, 2, "", `invalid --output "yaml": use text or json`},
+		{"bad phase", []string{"render", "--phase", "3"}, 2, "", "invalid --phase 3"},
+		{"extra args", []string{"render", "x"}, 2, "", `unknown command "x" for "orchestrator render"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := run(t, dir, tt.args...)
+			assert.Equal(t, tt.code, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+			if tt.wantStdout != "" {
+				assert.Equal(t, tt.wantStdout, r.stdout)
+			}
+			assert.Contains(t, r.stderr, tt.wantStderr)
+		})
+	}
+}
+
+func TestValidateJSON(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "stack.yaml"), []byte("version: 2\nname: x\ndomain: x.example.com\n"), 0o644))
+	r := run(t, dir, "validate", "--output", "json")
+	assert.Equal(t, 1, r.code)
+	var rep struct {
+		FormatVersion string `json:"format_version"`
+		Valid         bool   `json:"valid"`
+		ErrorCount    int    `json:"error_count"`
+		Diagnostics   []struct {
+			Summary string `json:"summary"`
+			Path    string `json:"path"`
+			Range   struct{ Line, Column int }
+		} `json:"diagnostics"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep), r.stdout)
+	assert.Equal(t, "1.0", rep.FormatVersion)
+	assert.False(t, rep.Valid)
+	require.Equal(t, 1, rep.ErrorCount)
+	assert.Equal(t, "unsupported spec version 2", rep.Diagnostics[0].Summary)
+	assert.Equal(t, "version", rep.Diagnostics[0].Path)
+	assert.Equal(t, 1, rep.Diagnostics[0].Range.Line)
+	assert.Equal(t, 10, rep.Diagnostics[0].Range.Column)
+}
+
+func TestCatalogDiagnostics(t *testing.T) {
+	dir := t.TempDir()
+	spec := `version: 1
+name: x
+domain: x.example.com
+app: {image: ghcr.io/a/app:1.0.0, database: true}
+services:
+  postgres: {image: ghcr.io/a/pg:1.0.0}
+  cron: {image: ghcr.io/a/cron:1.0.0}
+overrides:
+  postgress: {image: ghcr.io/a/pg:2.0.0}
+  kestra: {image: ghcr.io/a/k:2.0.0}
+  app: {env: {DATABASE_URL: x}}
+`
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "stack.yaml"), []byte(spec), 0o644))
+	r := run(t, dir, "validate")
+	assert.Equal(t, 1, r.code)
+	for _, want := range []string{
+		"stack.yaml:6:3: error: service name \"postgres\" is taken by the platform (services.postgres)",
+		"stack.yaml:7:3: warning: service \"cron\" has no healthcheck, so nothing can tell when it is ready (services.cron)",
+		"stack.yaml:9:3: error: override for unknown service \"postgress\" (overrides.postgress)",
+		"= hint: did you mean \"postgres\"?",
+		"stack.yaml:10:3: error: override for unknown service \"kestra\" (overrides.kestra)",
+		"= hint: that service is rendered only when its component is enabled",
+		"stack.yaml:11:15: error: DATABASE_URL of app is provided from a secret and cannot be overridden (overrides.app.env.DATABASE_URL)",
+		"stack.yaml: 4 errors, 1 warning.",
+	} {
+		assert.Contains(t, r.stderr, want)
+	}
+}
+
+func TestInitThenValidateAndRender(t *testing.T) {
+	dir := t.TempDir()
+	r := run(t, dir, "init", "--name", "acme", "--domain", "acme.example.com")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "Wrote stack.yaml")
+	b, err := os.ReadFile(filepath.Join(dir, "stack.yaml"))
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(b), "# yaml-language-server: $schema="))
+
+	r = run(t, dir, "init")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "stack.yaml already exists; edit it, or pass --force to overwrite it")
+
+	r = run(t, dir, "validate")
+	require.Equal(t, 0, r.code, r.stderr)
+
+	r = run(t, dir, "render", "--phase=1", "-o", "out")
+	require.Equal(t, 0, r.code, r.stderr)
+	for _, f := range []string{"out/docker-compose.yml", "out/proxy/Caddyfile", "out/postgres/init.sh", ".orchestrator/.gitignore"} {
+		assert.FileExists(t, filepath.Join(dir, f))
+	}
+	assertNoSecrets(t, filepath.Join(dir, ".orchestrator"), r.stdout+r.stderr)
+}
+
+func TestRenderEffective(t *testing.T) {
+	dir := copyExample(t, "minimal")
+	r := run(t, dir, "render", "--effective")
+	require.Equal(t, 0, r.code, r.stderr)
+	var eff map[string]any
+	require.NoError(t, yaml.Unmarshal([]byte(r.stdout), &eff))
+	app := eff["app"].(map[string]any)
+	assert.Equal(t, 8080, app["port"])
+	assert.Equal(t, "/healthz", app["health"])
+	assert.Equal(t, "acme", eff["tls"].(map[string]any)["mode"])
+	kestra := eff["components"].(map[string]any)["kestra"].(map[string]any)
+	assert.Equal(t, false, kestra["enabled"])
+	assert.Equal(t, "v1.3.16", kestra["version"])
+	assert.Equal(t, "17", eff["database"].(map[string]any)["version"])
+	assert.NoDirExists(t, filepath.Join(dir, "rendered"), "--effective must not render")
+}
+
+func TestRenderOutputsAndStateDir(t *testing.T) {
+	dir := copyExample(t, "platform")
+	t.Setenv("ORCHESTRATOR_STATE_DIR", filepath.Join(dir, "vault"))
+	r := run(t, dir, "render", "--output", "json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var rep struct {
+		FormatVersion string   `json:"format_version"`
+		StateDir      string   `json:"state_dir"`
+		Files         []string `json:"files"`
+		Services      int      `json:"services"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep))
+	assert.Equal(t, filepath.Join(dir, "vault"), rep.StateDir)
+	assert.Equal(t, 16, rep.Services)
+	assert.Len(t, rep.Files, 3)
+	assert.FileExists(t, filepath.Join(dir, "rendered", "phase1", "docker-compose.yml"))
+	assertNoSecrets(t, filepath.Join(dir, "vault"), r.stdout+r.stderr)
+
+	// --state-dir beats the environment.
+	r = run(t, dir, "render", "--state-dir", "other", "-o", "out2")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.DirExists(t, filepath.Join(dir, "other", "secrets"))
+}
+
+// assertNoSecrets fails when any generated secret appears in output.
+func assertNoSecrets(t *testing.T, stateDir, output string) {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(stateDir, "secrets"))
+	require.NoError(t, err)
+	require.NotEmpty(t, entries)
+	for _, e := range entries {
+		v, err := os.ReadFile(filepath.Join(stateDir, "secrets", e.Name()))
+		require.NoError(t, err)
+		require.NotEmpty(t, v)
+		assert.NotContains(t, output, string(v), "secret %s printed", e.Name())
+	}
+}
+
+func TestSchemaAndVersion(t *testing.T) {
+	dir := t.TempDir()
+	r := run(t, dir, "schema")
+	require.Equal(t, 0, r.code)
+	var schema map[string]any
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &schema))
+	assert.Equal(t, "https://json-schema.org/draft/2020-12/schema", schema["$schema"])
+
+	r = run(t, dir, "version", "--output", "json")
+	require.Equal(t, 0, r.code)
+	var v map[string]string
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &v))
+	assert.NotEmpty(t, v["version"])
+	assert.NotEmpty(t, v["go_version"])
+
+	r = run(t, dir, "completion", "bash")
+	require.Equal(t, 0, r.code)
+	assert.Contains(t, r.stdout, "bash completion")
+}
+
+func TestConfigFile(t *testing.T) {
+	dir := copyExample(t, "minimal")
+	require.NoError(t, os.Rename(filepath.Join(dir, "stack.yaml"), filepath.Join(dir, "prod.yaml")))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "orchestrator.yaml"), []byte("file: prod.yaml\n"), 0o644))
+	r := run(t, dir, "validate", "--config", "orchestrator.yaml")
+	assert.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "prod.yaml is valid")
+}
