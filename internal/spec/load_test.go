@@ -219,3 +219,13 @@ func TestSchemaMatchesTypes(t *testing.T) {
 	require.NoError(t, err, "run `make golden` to write schema/stack-v1.json")
 	assert.Equal(t, strings.TrimSpace(s), strings.TrimSpace(string(committed)), "schema/stack-v1.json is stale: run `make golden`")
 }
+
+func TestSuggest(t *testing.T) {
+	names := []string{"enabled", "version", "port", "name", "services", "internal", "aws", "postgres"}
+	for in, want := range map[string]string{
+		"enabeld": "enabled", "prot": "port", "servics": "services", "interal": "internal",
+		"aws2": "aws", "postgress": "postgres", "base": "", "zzz": "", "Version": "version",
+	} {
+		assert.Equal(t, want, suggest(in, names), in)
+	}
+}

@@ -1,0 +1,42 @@
+# orchestrator: one spec, one binary, from one VPS to Kubernetes.
+# `make help` lists the targets.
+
+GO      ?= go
+BIN     := bin/orchestrator
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/aipairpro/orchestrator/internal/version.Version=$(VERSION)
+
+.PHONY: help build run test golden bench fuzz lint testenv clean
+
+help: ## show this help
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## build bin/orchestrator
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/orchestrator
+
+run: build ## the main job on the example platform: validate, render --phase=1, check with docker compose
+	./hack/run-example.sh examples/platform/stack.yaml
+
+test: ## every test, including the real-consumer checks (builds docker compose once per machine)
+	$(GO) vet ./...
+	$(GO) test -count=1 ./...
+
+golden: ## rewrite golden files and the committed JSON Schema
+	$(GO) test ./internal/backend/compose -run Golden -update
+	$(GO) run ./cmd/orchestrator schema > schema/stack-v1.json
+
+bench: ## whole-process timings (hyperfine) against docker compose, and Go benchmarks
+	./hack/bench.sh
+
+fuzz: ## fuzz the spec loader for FUZZTIME (default 60s)
+	$(GO) test ./internal/spec -run '^$$' -fuzz FuzzLoad -fuzztime $${FUZZTIME:-60s}
+
+lint: ## gofmt and go vet
+	@test -z "$$(gofmt -l cmd internal templates hack)" || (gofmt -l cmd internal templates hack; exit 1)
+	$(GO) vet ./...
+
+testenv: ## build or start the real engines the tests use (docker compose CLI)
+	./hack/testenv/compose-cli.sh
+
+clean: ## remove build output
+	rm -rf bin
