@@ -5,11 +5,12 @@ import (
 	"fmt"
 	"os"
 	"reflect"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/aipairpro/orchestrator/internal/lazyre"
 
 	"go.yaml.in/yaml/v3"
 
@@ -176,12 +177,12 @@ func safeUnmarshal(data []byte, doc *yaml.Node) (err error) {
 	return yaml.Unmarshal(data, doc)
 }
 
-var yamlLineRe = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
+var yamlLineRe = lazyre.New(`^yaml: (?:line (\d+): )?(.*)$`)
 
 func yamlError(filename string, err error) diag.Diagnostic {
 	msg := err.Error()
 	pos := &diag.Pos{Filename: filename, Line: 1, Column: 1}
-	if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+	if m := yamlLineRe().FindStringSubmatch(msg); m != nil {
 		msg = m[2]
 		if m[1] != "" {
 			pos.Line, _ = strconv.Atoi(m[1])

@@ -21,7 +21,7 @@ func JSONSchema() ([]byte, error) {
 	s.Title = "orchestrator stack spec, version 1"
 	if def, ok := s.Definitions["Stack"]; ok {
 		if name, ok := def.Properties.Get("name"); ok {
-			name.Pattern = dnsLabelRe.String()
+			name.Pattern = dnsLabelRe().String()
 		}
 	}
 	return json.MarshalIndent(s, "", "  ")

@@ -3,10 +3,11 @@ package spec
 import (
 	"fmt"
 	"net/url"
-	"regexp"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/aipairpro/orchestrator/internal/lazyre"
 
 	"github.com/distribution/reference"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -15,9 +16,9 @@ import (
 )
 
 var (
-	dnsLabelRe = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
-	envNameRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	emailRe    = regexp.MustCompile(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+	dnsLabelRe = lazyre.New(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
+	envNameRe  = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	emailRe    = lazyre.New(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
 )
 
 // SupportedPostgres lists the PostgreSQL majors the catalog can render.
@@ -74,7 +75,7 @@ func (v *validator) stack() {
 	switch {
 	case s.Name == "":
 		v.errorf("name", "add e.g. `name: acme` (lower case letters, digits and '-')", "missing required key %q", "name")
-	case !dnsLabelRe.MatchString(s.Name):
+	case !dnsLabelRe().MatchString(s.Name):
 		v.errorf("name", fmt.Sprintf("try %q", ToDNSLabel(s.Name)), "name %q is not a DNS label: lower case letters, digits and '-', at most 63, starting and ending with a letter or digit", s.Name)
 	}
 	v.domain()
@@ -95,7 +96,7 @@ func (v *validator) stack() {
 	for _, name := range names {
 		svc := s.Services[name]
 		p := "services." + name
-		if !dnsLabelRe.MatchString(name) {
+		if !dnsLabelRe().MatchString(name) {
 			v.ds.Errorf(v.s.KeyPos(p), p, fmt.Sprintf("try %q", ToDNSLabel(name)), "service name %q is not a DNS label: lower case letters, digits and '-'", name)
 		}
 		v.workload(p, svc.Image, svc.Port, svc.Health, svc.Replicas, svc.Env, svc.Secrets, svc.Database)
@@ -126,7 +127,7 @@ func (v *validator) domain() {
 		return
 	}
 	for _, label := range strings.Split(d, ".") {
-		if !dnsLabelRe.MatchString(label) {
+		if !dnsLabelRe().MatchString(label) {
 			v.errorf("domain", "use a lower-case DNS name such as acme.example.com", "domain %q is not a valid DNS name", d)
 			return
 		}
@@ -140,7 +141,7 @@ func (v *validator) tls() {
 	default:
 		v.errorf("tls.mode", suggestHint(t.Mode, []string{"acme", "internal"}), "unknown tls mode %q; expected acme or internal", t.Mode)
 	}
-	if t.Email != "" && !emailRe.MatchString(t.Email) {
+	if t.Email != "" && !emailRe().MatchString(t.Email) {
 		v.errorf("tls.email", "use an address such as ops@example.com", "tls email %q is not an e-mail address", t.Email)
 	}
 }
@@ -172,7 +173,7 @@ func (v *validator) workload(p, image string, port int, health string, replicas 
 	for i, name := range secrets {
 		sp := fmt.Sprintf("%s.secrets[%d]", p, i)
 		switch {
-		case !envNameRe.MatchString(name):
+		case !envNameRe().MatchString(name):
 			v.errorf(sp, "secret names are environment variable names: letters, digits and '_'", "secret name %q is not a valid environment variable name", name)
 		case seen[name]:
 			v.errorf(sp, "remove the repeated name", "secret %q is listed twice", name)
@@ -195,7 +196,7 @@ func (v *validator) env(p string, env map[string]string) {
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		if !envNameRe.MatchString(k) {
+		if !envNameRe().MatchString(k) {
 			v.ds.Errorf(v.s.KeyPos(p+"."+k), p+"."+k, "use letters, digits and '_', not starting with a digit", "%q is not a valid environment variable name", k)
 		}
 	}
@@ -234,14 +235,14 @@ func (v *validator) components() {
 				v.errorf(p, "remove the key to use the catalog's pin", "version is empty")
 			case ver == "latest":
 				v.errorf(p, "pin an exact upstream tag, or remove the key to use the catalog's pin", "version latest is a moving tag")
-			case !tagRe.MatchString(ver):
+			case !tagRe().MatchString(ver):
 				v.errorf(p, "use the upstream image tag, e.g. v2.23.0", "version %q is not a valid image tag", ver)
 			}
 		}
 	}
 }
 
-var tagRe = regexp.MustCompile(`^[\w][\w.-]{0,127}$`)
+var tagRe = lazyre.New(`^[\w][\w.-]{0,127}$`)
 
 func (v *validator) database() {
 	d := v.s.Database
@@ -347,12 +348,12 @@ func (v *validator) phase2() {
 	if p.Provider != "" && p.Region == "" {
 		v.errorf("phase2", "add e.g. `region: eu-west-1`", "phase2.provider is set but region is not")
 	}
-	if p.Region != "" && !regionRe.MatchString(p.Region) {
+	if p.Region != "" && !regionRe().MatchString(p.Region) {
 		v.errorf("phase2.region", "e.g. eu-west-1, europe-west1 or westeurope", "region %q is not a region name", p.Region)
 	}
 }
 
-var regionRe = regexp.MustCompile(`^[a-z][a-z0-9-]*[a-z0-9]$`)
+var regionRe = lazyre.New(`^[a-z][a-z0-9-]*[a-z0-9]$`)
 
 // ToDNSLabel turns any string into a DNS label, for suggestions and defaults.
 func ToDNSLabel(s string) string {

@@ -20,9 +20,9 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 
+	"github.com/aipairpro/orchestrator/internal/lazyre"
 	"github.com/aipairpro/orchestrator/internal/model"
 )
 
@@ -69,13 +69,13 @@ func (s *Store) SecretPath(name string) string {
 	return filepath.Join(s.dir, "secrets", name)
 }
 
-var secretNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+var secretNameRe = lazyre.New(`^[a-z0-9][a-z0-9._-]*$`)
 
 // Secret returns the named secret, generating and saving it on first use.
 // The same name always yields the same value for this state directory, so
 // a service keeps its credentials across renders and across phases.
 func (s *Store) Secret(name string, kind model.SecretKind) (string, error) {
-	if !secretNameRe.MatchString(name) {
+	if !secretNameRe().MatchString(name) {
 		return "", fmt.Errorf("invalid secret name %q", name)
 	}
 	p := s.SecretPath(name)

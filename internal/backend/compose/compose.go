@@ -49,12 +49,9 @@ func (b *Backend) Render(_ context.Context, d *model.Deployment, opts engine.Ren
 	if err != nil {
 		return nil, err
 	}
-	y, err := project.MarshalYAML()
+	y, err := marshal(project)
 	if err != nil {
 		return nil, fmt.Errorf("marshal compose file: %w", err)
-	}
-	if y, err = tidy(y); err != nil {
-		return nil, fmt.Errorf("tidy compose file: %w", err)
 	}
 	r.arts.Files = append(r.arts.Files, model.File{Path: ComposeFile, Content: append([]byte(header), y...), Mode: 0o644})
 	r.arts.Files = append(r.arts.Files, d.Files...)
@@ -197,9 +194,9 @@ func (r *renderer) service(s model.Service, usedSecrets map[string]bool) (types.
 	}
 	for _, v := range s.Volumes {
 		if v.Volume != "" {
-			svc.Volumes = append(svc.Volumes, types.ServiceVolumeConfig{Type: types.VolumeTypeVolume, Source: v.Volume, Target: v.Target, ReadOnly: v.ReadOnly, Volume: &types.ServiceVolumeVolume{}})
+			svc.Volumes = append(svc.Volumes, types.ServiceVolumeConfig{Type: types.VolumeTypeVolume, Source: v.Volume, Target: v.Target, ReadOnly: v.ReadOnly})
 		} else {
-			svc.Volumes = append(svc.Volumes, types.ServiceVolumeConfig{Type: types.VolumeTypeBind, Source: v.HostPath, Target: v.Target, ReadOnly: v.ReadOnly, Bind: &types.ServiceVolumeBind{CreateHostPath: true}})
+			svc.Volumes = append(svc.Volumes, types.ServiceVolumeConfig{Type: types.VolumeTypeBind, Source: v.HostPath, Target: v.Target, ReadOnly: v.ReadOnly})
 		}
 	}
 	if len(s.Networks) > 0 {
