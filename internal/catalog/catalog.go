@@ -6,6 +6,8 @@ package catalog
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -208,7 +210,7 @@ func (b *builder) finish() {
 			nets[n] = true
 		}
 	}
-	for _, name := range sortedKeys(vols) {
+	for _, name := range slices.Sorted(maps.Keys(vols)) {
 		v := model.Volume{Name: name}
 		if name == "postgres-data" {
 			q := resource.MustParse(b.st.Database.Storage)
@@ -216,22 +218,13 @@ func (b *builder) finish() {
 		}
 		b.dep.Volumes = append(b.dep.Volumes, v)
 	}
-	for _, name := range sortedKeys(nets) {
+	for _, name := range slices.Sorted(maps.Keys(nets)) {
 		b.dep.Networks = append(b.dep.Networks, model.Network{Name: name, Internal: name == Internal})
 	}
-	for _, name := range sortedKeys(b.secrets) {
+	for _, name := range slices.Sorted(maps.Keys(b.secrets)) {
 		b.dep.Secrets = append(b.dep.Secrets, b.secrets[name])
 	}
 	sort.Slice(b.dep.Files, func(i, j int) bool { return b.dep.Files[i].Path < b.dep.Files[j].Path })
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // logHealth is the common shape of an HTTP healthcheck command for images

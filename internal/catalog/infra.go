@@ -2,6 +2,8 @@ package catalog
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -135,7 +137,7 @@ func caddyfile(tls model.TLS, routes []model.Route) string {
 // overrides applies the spec's per-service overrides after everything is
 // built, so they win over the catalog.
 func (b *builder) overrides() {
-	names := sortedKeys(b.st.Overrides)
+	names := slices.Sorted(maps.Keys(b.st.Overrides))
 	index := map[string]int{}
 	var known []string
 	for i, s := range b.dep.Services {

@@ -41,8 +41,9 @@ func main() {
 		os.Exit(probe(os.Args[2:]))
 	}
 	if len(os.Args) > 1 {
-		fmt.Fprintf(os.Stderr, "usage: standin            (serve on $PORTS, default 8080)\n       standin probe URL\n")
-		os.Exit(2)
+		// Stand-ins replace images whose command the catalog sets (redis
+		// flags, kestra's server mode, ...): note the arguments and serve.
+		log.Printf("standin: ignoring arguments %q", os.Args[1:])
 	}
 	if err := serve(); err != nil {
 		log.Printf("standin: %v", err)

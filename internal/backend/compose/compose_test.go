@@ -22,7 +22,16 @@ import (
 	"github.com/aipairpro/orchestrator/internal/state"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files")
+// -update rewrites the golden files. A dependency (gotest.tools' golden
+// package, linked in through the compose SDK) may already define the flag;
+// then we share it.
+func init() {
+	if flag.Lookup("update") == nil {
+		flag.Bool("update", false, "rewrite the golden files")
+	}
+}
+
+func updating() bool { return flag.Lookup("update").Value.String() == "true" }
 
 // rendered is one example rendered into a fresh output and state directory.
 type rendered struct {
@@ -59,7 +68,7 @@ func TestExamplesGolden(t *testing.T) {
 		t.Run(r.name, func(t *testing.T) {
 			for _, file := range r.res.Artifacts.Files {
 				golden := filepath.Join("testdata", "golden", r.name, filepath.FromSlash(file.Path))
-				if *update {
+				if updating() {
 					require.NoError(t, os.MkdirAll(filepath.Dir(golden), 0o755))
 					require.NoError(t, os.WriteFile(golden, file.Content, 0o644))
 					continue

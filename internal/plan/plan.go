@@ -1,0 +1,151 @@
+// Package plan is the difference between what the spec wants and what a
+// target runs: data first, rendered as text for people (in the style of
+// `tofu plan`) and as versioned JSON for machines, from the same values.
+package plan
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+)
+
+// FormatVersion is the version of the JSON form. Consumers should accept
+// any 1.x and ignore fields they do not know.
+const FormatVersion = "1.0"
+
+// Action is what applying does to one resource.
+type Action string
+
+// Actions, in OpenTofu's words.
+const (
+	NoOp   Action = "no-op"
+	Create Action = "create"
+	Update Action = "update"
+	Delete Action = "delete"
+)
+
+var symbols = map[Action]string{NoOp: " ", Create: "+", Update: "~", Delete: "-"}
+
+// Change is one resource's planned change.
+type Change struct {
+	// Address is "<type>.<name>", e.g. "service.postgres".
+	Address string `json:"address"`
+	// Type is service, network or volume.
+	Type string `json:"type"`
+	// Name is the resource's name in the spec.
+	Name    string   `json:"name"`
+	Actions []Action `json:"actions"`
+	// Reason says why, e.g. "image changed", "missing", "stopped by hand".
+	Reason string `json:"reason,omitempty"`
+	// Drift is true when the difference was made outside orchestrator.
+	Drift bool `json:"drift,omitempty"`
+	// Before and After are digests and small facts, never secret values.
+	Before map[string]string `json:"before,omitempty"`
+	After  map[string]string `json:"after,omitempty"`
+}
+
+// Action returns the change's single action.
+func (c Change) Action() Action {
+	if len(c.Actions) == 0 {
+		return NoOp
+	}
+	return c.Actions[0]
+}
+
+// Plan is every resource's change for one stack and target.
+type Plan struct {
+	FormatVersion   string   `json:"format_version"`
+	Stack           string   `json:"stack"`
+	Target          string   `json:"target"`
+	ResourceChanges []Change `json:"resource_changes"`
+}
+
+// New returns an empty plan.
+func New(stack, target string) *Plan {
+	return &Plan{FormatVersion: FormatVersion, Stack: stack, Target: target, ResourceChanges: []Change{}}
+}
+
+// Add appends a change.
+func (p *Plan) Add(c Change) {
+	if c.Address == "" {
+		c.Address = c.Type + "." + c.Name
+	}
+	p.ResourceChanges = append(p.ResourceChanges, c)
+}
+
+// Sort orders changes by type (services, networks, volumes) and name.
+func (p *Plan) Sort() {
+	rank := map[string]int{"service": 0, "network": 1, "volume": 2}
+	sort.SliceStable(p.ResourceChanges, func(i, j int) bool {
+		a, b := p.ResourceChanges[i], p.ResourceChanges[j]
+		if rank[a.Type] != rank[b.Type] {
+			return rank[a.Type] < rank[b.Type]
+		}
+		return a.Name < b.Name
+	})
+}
+
+// Counts returns how many resources each action touches.
+func (p *Plan) Counts() map[Action]int {
+	n := map[Action]int{}
+	for _, c := range p.ResourceChanges {
+		n[c.Action()]++
+	}
+	return n
+}
+
+// HasChanges reports whether applying would change anything.
+func (p *Plan) HasChanges() bool {
+	for _, c := range p.ResourceChanges {
+		if c.Action() != NoOp {
+			return true
+		}
+	}
+	return false
+}
+
+// String is the human form; tests use it as their oracle.
+func (p *Plan) String() string {
+	var b strings.Builder
+	_ = p.WriteText(&b)
+	return b.String()
+}
+
+// WriteText writes the plan the way `tofu plan` reads: one line per change
+// with its symbol and reason, then a summary line.
+func (p *Plan) WriteText(w io.Writer) error {
+	var b strings.Builder
+	if !p.HasChanges() {
+		fmt.Fprintf(&b, "No changes. Stack %q on %s matches the spec.\n", p.Stack, p.Target)
+		_, err := io.WriteString(w, b.String())
+		return err
+	}
+	fmt.Fprintf(&b, "Stack %q on %s will be changed:\n\n", p.Stack, p.Target)
+	for _, c := range p.ResourceChanges {
+		if c.Action() == NoOp {
+			continue
+		}
+		verb := map[Action]string{Create: "created", Update: "updated", Delete: "deleted"}[c.Action()]
+		fmt.Fprintf(&b, "  %s %s will be %s", symbols[c.Action()], c.Address, verb)
+		if c.Reason != "" {
+			fmt.Fprintf(&b, ": %s", c.Reason)
+		}
+		if c.Drift {
+			b.WriteString(" [drift]")
+		}
+		b.WriteByte('\n')
+	}
+	n := p.Counts()
+	fmt.Fprintf(&b, "\nPlan: %d to create, %d to update, %d to delete, %d unchanged.\n", n[Create], n[Update], n[Delete], n[NoOp])
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// WriteJSON writes the versioned machine form.
+func (p *Plan) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(p)
+}

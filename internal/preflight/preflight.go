@@ -1,0 +1,121 @@
+// Package preflight checks a host before anything is applied: is the
+// engine there, and does the host have the memory, disk and kernel
+// settings the enabled components need. Every failure says the exact
+// command or change that fixes it.
+package preflight
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/aipairpro/orchestrator/internal/model"
+)
+
+// MinMaxMapCount is Elasticsearch's bootstrap-check minimum for
+// vm.max_map_count.
+const MinMaxMapCount = 262144
+
+// Facts are what is known about the host; -1 means unknown (for example
+// on a remote engine, whose /proc this process cannot read).
+type Facts struct {
+	Engine      string
+	MemTotal    int64
+	DiskFree    int64
+	DiskPath    string
+	MaxMapCount int
+	Remote      bool
+}
+
+// Needs are what the deployment asks of the host.
+type Needs struct {
+	// Memory is the sum of the services' memory limits times replicas.
+	Memory int64
+	// Disk is the space the volumes ask for plus room for images.
+	Disk int64
+	// Elasticsearch lists the services that run Elasticsearch.
+	Elasticsearch []string
+}
+
+// imageRoom is disk kept for images and logs on top of the volumes.
+const imageRoom = 10 << 30
+
+// NeedsOf sums what a deployment needs.
+func NeedsOf(d *model.Deployment) Needs {
+	n := Needs{Disk: imageRoom}
+	for _, s := range d.Services {
+		r := s.Replicas
+		if r < 1 {
+			r = 1
+		}
+		n.Memory += s.MemoryBytes * int64(r)
+		if strings.Contains(s.Name, "elasticsearch") {
+			n.Elasticsearch = append(n.Elasticsearch, s.Name)
+		}
+	}
+	for _, v := range d.Volumes {
+		n.Disk += v.SizeBytes
+	}
+	return n
+}
+
+// Problem is one failed check.
+type Problem struct {
+	Check   string `json:"check"`
+	Summary string `json:"summary"`
+	Fix     string `json:"fix"`
+	// Warning problems are reported but do not stop the run.
+	Warning bool `json:"warning,omitempty"`
+}
+
+// Check compares facts with needs.
+func Check(f Facts, n Needs) []Problem {
+	var ps []Problem
+	if f.MemTotal > 0 && n.Memory > f.MemTotal {
+		ps = append(ps, Problem{Check: "memory",
+			Summary: fmt.Sprintf("the enabled services may use up to %s of memory (the sum of their limits), the host has %s", gib(n.Memory), gib(f.MemTotal)),
+			Fix:     "use a host with more memory, lower limits with overrides.<service>.resources.memory, or disable components"})
+	}
+	if f.DiskFree >= 0 && n.Disk > f.DiskFree {
+		ps = append(ps, Problem{Check: "disk",
+			Summary: fmt.Sprintf("%s has %s free; the volumes ask for %s plus %s for images", f.DiskPath, gib(f.DiskFree), gib(n.Disk-imageRoom), gib(imageRoom)),
+			Fix:     fmt.Sprintf("free space on %s (e.g. `docker system prune`), or lower database.storage", f.DiskPath)})
+	}
+	if len(n.Elasticsearch) > 0 {
+		switch {
+		case f.MaxMapCount < 0:
+			ps = append(ps, Problem{Check: "vm.max_map_count", Warning: true,
+				Summary: "vm.max_map_count could not be read on a remote engine; Elasticsearch (" + strings.Join(n.Elasticsearch, ", ") + ") needs at least 262144",
+				Fix:     "on the host: sysctl vm.max_map_count (set it with the command below if lower)"})
+		case f.MaxMapCount < MinMaxMapCount:
+			ps = append(ps, Problem{Check: "vm.max_map_count",
+				Summary: fmt.Sprintf("vm.max_map_count is %d; Elasticsearch (%s) needs at least %d", f.MaxMapCount, strings.Join(n.Elasticsearch, ", "), MinMaxMapCount),
+				Fix:     "sudo sysctl -w vm.max_map_count=262144 && echo vm.max_map_count=262144 | sudo tee /etc/sysctl.d/99-elasticsearch.conf"})
+		}
+	}
+	return ps
+}
+
+func gib(b int64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }
+
+// LocalFacts reads what can be read on this machine: free disk under the
+// engine's root directory and vm.max_map_count. For a remote engine both
+// stay unknown.
+func LocalFacts(engine string, memTotal int64, rootDir string, local bool) Facts {
+	f := Facts{Engine: engine, MemTotal: memTotal, DiskFree: -1, DiskPath: rootDir, MaxMapCount: -1, Remote: !local}
+	if !local {
+		return f
+	}
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(rootDir, &st); err == nil {
+		f.DiskFree = int64(st.Bavail) * int64(st.Bsize)
+	}
+	if b, err := os.ReadFile("/proc/sys/vm/max_map_count"); err == nil {
+		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			f.MaxMapCount = v
+		}
+	}
+	return f
+}
