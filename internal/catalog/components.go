@@ -135,7 +135,6 @@ func (b *builder) tracardi() {
 		Volumes:  []model.VolumeMount{{Volume: "tracardi-elasticsearch-data", Target: "/usr/share/elasticsearch/data"}},
 		Networks: []string{Internal},
 		Health:   health([]string{"CMD-SHELL", "curl -fsS 'http://127.0.0.1:9200/_cluster/health?wait_for_status=yellow&timeout=5s' >/dev/null"}, 60),
-		Ulimits:  map[string]int{"nofile": 65536},
 		Stateful: true,
 	})
 	b.add(redis("tracardi-redis", "tracardi", b.image("tracardi-redis", "tracardi")))
@@ -204,7 +203,7 @@ func (b *builder) kestra() {
 		// Script tasks start sibling containers through the host's Docker
 		// socket, which needs root inside the container (upstream's compose
 		// does the same). Without script tasks, override user and volumes.
-		User:         "root",
+		User:         "0", // root, by uid: works whether or not the image has /etc/passwd
 		Command:      []string{"server", "standalone", "--config", "/run/secrets/" + cfg},
 		SecretMounts: []model.SecretMount{{Secret: cfg, Target: "/run/secrets/" + cfg}},
 		Ports:        []int{8080, 8081},
@@ -243,7 +242,6 @@ func (b *builder) postiz() {
 		Volumes:  []model.VolumeMount{{Volume: "temporal-elasticsearch-data", Target: "/usr/share/elasticsearch/data"}},
 		Networks: []string{Internal},
 		Health:   health([]string{"CMD-SHELL", "curl -fsS 'http://127.0.0.1:9200/_cluster/health?wait_for_status=yellow&timeout=5s' >/dev/null"}, 60),
-		Ulimits:  map[string]int{"nofile": 65536},
 		Stateful: true,
 	})
 	b.add(model.Service{

@@ -102,9 +102,9 @@ func (b *builder) proxy() {
 		FileMounts: []model.FileMount{{File: "proxy/Caddyfile", Target: "/etc/caddy/Caddyfile"}},
 		Ports:      []int{80, 443},
 		Publish: []model.PortBinding{
-			{Host: 80, Target: 80, Protocol: "tcp"},
-			{Host: 443, Target: 443, Protocol: "tcp"},
-			{Host: 443, Target: 443, Protocol: "udp"}, // HTTP/3
+			{Host: b.st.Phase1.HTTPPort, Target: 80, Protocol: "tcp"},
+			{Host: b.st.Phase1.HTTPSPort, Target: 443, Protocol: "tcp"},
+			{Host: b.st.Phase1.HTTPSPort, Target: 443, Protocol: "udp"}, // HTTP/3
 		},
 		Volumes: []model.VolumeMount{
 			{Volume: "proxy-data", Target: "/data"},

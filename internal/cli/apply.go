@@ -2,8 +2,8 @@ package cli
 
 import (
 	"bufio"
-	"encoding/json"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -262,7 +262,11 @@ func printEndpoints(io *IOStreams, p *phase1) {
 		if r.Host == p.stack.Domain {
 			comp = "app"
 		}
-		line := fmt.Sprintf("  %-14s https://%s", comp, r.Host)
+		port := ""
+		if hp := p.stack.Phase1.HTTPSPort; hp != 0 && hp != 443 {
+			port = fmt.Sprintf(":%d", hp)
+		}
+		line := fmt.Sprintf("  %-14s https://%s%s", comp, r.Host, port)
 		if note, ok := adminSecrets[comp]; ok {
 			line += "  (" + strings.ReplaceAll(note, "<domain>", p.stack.Domain) + ")"
 		}

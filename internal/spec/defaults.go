@@ -10,6 +10,8 @@ const (
 	DefaultReplicas        = 1
 	DefaultPostgresVersion = "17"
 	DefaultStorage         = "20Gi"
+	DefaultHTTPPort        = 80
+	DefaultHTTPSPort       = 443
 )
 
 // ComponentNames lists the platform components in the order they are shown.
@@ -78,6 +80,12 @@ func (s *Stack) WithDefaults(pins map[string]string) *Stack {
 			c.Version = pins[name]
 		}
 		out.Components.set(name, c)
+	}
+	if out.Phase1.HTTPPort == 0 {
+		out.Phase1.HTTPPort = DefaultHTTPPort
+	}
+	if out.Phase1.HTTPSPort == 0 {
+		out.Phase1.HTTPSPort = DefaultHTTPSPort
 	}
 	if out.Database.Version == "" {
 		out.Database.Version = DefaultPostgresVersion

@@ -117,6 +117,9 @@ type Phase1 struct {
 	// Host is the Docker host: unix://, tcp:// or ssh://user@host. Empty
 	// means DOCKER_HOST or the current docker context.
 	Host string `yaml:"host,omitempty" json:"host,omitempty" jsonschema_description:"Docker host (unix://, tcp:// or ssh://user@host); default: DOCKER_HOST or the docker context."`
+	// HTTPPort and HTTPSPort are the host ports the proxy publishes.
+	HTTPPort  int `yaml:"http_port,omitempty" json:"http_port,omitempty" jsonschema:"minimum=1,maximum=65535" jsonschema_description:"Host port for HTTP (default 80)."`
+	HTTPSPort int `yaml:"https_port,omitempty" json:"https_port,omitempty" jsonschema:"minimum=1,maximum=65535" jsonschema_description:"Host port for HTTPS and HTTP/3 (default 443)."`
 }
 
 // Phase2 is the Kubernetes + OpenTofu target.

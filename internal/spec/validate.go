@@ -318,6 +318,17 @@ func (v *validator) override(p string, o Override) {
 }
 
 func (v *validator) phase1() {
+	for _, p := range []struct {
+		key  string
+		port int
+	}{{"phase1.http_port", v.s.Phase1.HTTPPort}, {"phase1.https_port", v.s.Phase1.HTTPSPort}} {
+		if v.present(p.key) && (p.port < 1 || p.port > 65535) {
+			v.errorf(p.key, "", "port %d is out of range 1-65535", p.port)
+		}
+	}
+	if v.s.Phase1.HTTPPort != 0 && v.s.Phase1.HTTPPort == v.s.Phase1.HTTPSPort {
+		v.errorf("phase1.https_port", "use two different ports", "http_port and https_port are both %d", v.s.Phase1.HTTPPort)
+	}
 	h := v.s.Phase1.Host
 	if h == "" {
 		return

@@ -140,6 +140,7 @@ func platformSpec(name string) string {
 name: %s
 domain: %s.localhost
 tls: {mode: internal}
+phase1: {http_port: 18080, https_port: 18443}
 app:
   image: %s
   replicas: 2
@@ -260,7 +261,7 @@ func TestPlatform(t *testing.T) {
 	t.Setenv("OPENAI_API_KEY", "sk-e2e-not-a-real-key")
 
 	r := requireUp(t, dir, "--skip-preflight")
-	assert.Contains(t, r.stdout, "https://kestra.e2eplat.localhost")
+	assert.Contains(t, r.stdout, "https://kestra.e2eplat.localhost:18443")
 	assert.Contains(t, r.stdout, "password in secrets/portainer-admin-password")
 	for _, f := range []string{"postgres-password", "db-app-password", "kestra-admin-password", "portainer-admin-password"} {
 		assert.NotContains(t, r.stdout+r.stderr, secret(t, dir, f), "up printed secret %s", f)
@@ -294,7 +295,7 @@ func TestPlatform(t *testing.T) {
 			Services []struct{ Service, State, Health string }
 		}
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &st))
-		assert.Len(t, st.Services, 19) // 17 services, app twice, plus the one-shot init
+		assert.Len(t, st.Services, 17) // 16 services (the one-shot init among them), the app twice
 		for _, s := range st.Services {
 			if s.Service == "postgres-init" {
 				assert.Equal(t, "exited", s.State)

@@ -215,13 +215,13 @@ func (t *Target) Status(ctx context.Context, project string) ([]ServiceStatus, e
 
 // Failure explains why a service is not up.
 type Failure struct {
-	Service    string
-	Container  string
-	State      string
-	Health     string
-	ExitCode   int
-	LastProbe  string
-	LastLogs   []string
+	Service   string
+	Container string
+	State     string
+	Health    string
+	ExitCode  int
+	LastProbe string
+	LastLogs  []string
 }
 
 // Explain collects, for every service that is neither healthy nor (for a
