@@ -63,3 +63,6 @@ OUT
 echo
 echo "Go benchmarks (go test -bench, -benchmem):"
 go test -run '^$' -bench . -benchmem -count 5 ./internal/... | grep -E '^(Benchmark|ok|PASS)' || true
+
+echo
+./hack/bench-up.sh

@@ -165,7 +165,21 @@ func runUp(ctx context.Context, opts *UpOptions) error {
 			return err
 		}
 	}
-	upErr := p.target.Up(ctx, p.project, opts.WaitTimeout)
+	// Plan first: with nothing to change, applying would only restart the
+	// one-shot services and wait; a second up must be a no-op.
+	pl, err := p.target.Plan(ctx, p.project, loadApplied(p))
+	if err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
+	var upErr error
+	if pl.HasChanges() {
+		if err := pl.WriteText(opts.IO.ErrOut); err != nil {
+			return err
+		}
+		upErr = p.target.Up(ctx, p.project, opts.WaitTimeout)
+	} else {
+		fmt.Fprintln(opts.IO.ErrOut, "No changes: the engine already runs what the spec says.")
+	}
 	for _, msg := range p.target.Declined {
 		fmt.Fprintf(opts.IO.ErrOut, "Kept: %s (answered no; volumes are only deleted by `down --volumes`).\n", msg)
 	}

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"text/template"
 	"time"
 
 	"github.com/stretchr/testify/assert"
@@ -122,54 +123,15 @@ func probe(port int, path string) string {
 	return fmt.Sprintf(`{test: [CMD, /standin, probe, "http://127.0.0.1:%d%s"], interval: 2s, timeout: 3s, retries: 30}`, port, path)
 }
 
-// platformSpec is the whole platform (every component, the app with two
-// replicas, a worker, the proxy) with stand-ins for the upstream images,
-// each answering on the ports its catalog entry uses, and the real
-// PostgreSQL. Healthchecks are overridden only where the stand-in lacks the
-// upstream image's tool (curl, node, python, redis-cli, ...).
-func platformSpec(name string) string {
-	w, pg := webImage, pgImage
-	svc := func(svc, ports string, health string) string {
-		s := fmt.Sprintf("  %s: {image: %s, env: {PORTS: \"%s\"}", svc, w, ports)
-		if health != "" {
-			s += ", healthcheck: " + health
-		}
-		return s + "}\n"
-	}
-	return fmt.Sprintf(`version: 1
-name: %s
-domain: %s.localhost
-tls: {mode: internal}
-phase1: {http_port: 18080, https_port: 18443}
-app:
-  image: %s
-  replicas: 2
-  env: {LOG_LEVEL: info}
-  secrets: [OPENAI_API_KEY]
-  database: true
-components:
-  tracardi:  {enabled: true}
-  kestra:    {enabled: true}
-  postiz:    {enabled: true}
-  portainer: {enabled: true}
-services:
-  worker: {image: %s, command: [worker], database: true, env: {MODE: one}, port: 8080, health: /healthz}
-overrides:
-  postgres: {image: "%s"}
-  postgres-init: {image: "%s"}
-`, name, name, w, w, pg, pg) +
-		svc("proxy", "2019,80,443", "") +
-		svc("kestra", "8080,8081", probe(8081, "/health")) +
-		svc("postiz", "5000", probe(5000, "/")) +
-		svc("postiz-redis", "6379", probe(6379, "/")) +
-		svc("temporal", "7233", probe(7233, "/")) +
-		svc("temporal-elasticsearch", "9200", probe(9200, "/")) +
-		svc("tracardi-api", "80", probe(80, "/healthcheck")) +
-		svc("tracardi-gui", "80", "") +
-		svc("tracardi-mysql", "3306", probe(3306, "/")) +
-		svc("tracardi-elasticsearch", "9200", probe(9200, "/")) +
-		svc("tracardi-redis", "6379", probe(6379, "/")) +
-		svc("portainer", "9000", "")
+// platformSpec is the whole platform with stand-ins: testdata/platform.yaml.tmpl.
+func platformSpec(t *testing.T, name string) string {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/platform.yaml.tmpl")
+	require.NoError(t, err)
+	tmpl := template.Must(template.New("platform").Parse(string(raw)))
+	var b strings.Builder
+	require.NoError(t, tmpl.Execute(&b, map[string]string{"Name": name, "Web": webImage, "Postgres": pgImage}))
+	return b.String()
 }
 
 // smallSpec is a quick stack without the proxy (no host ports), for the
@@ -257,7 +219,7 @@ func requireNoChanges(t *testing.T, dir string) {
 // TestPlatform is the main scenario on the full topology.
 func TestPlatform(t *testing.T) {
 	const name = "e2eplat"
-	dir := newStack(t, platformSpec(name))
+	dir := newStack(t, platformSpec(t, name))
 	t.Setenv("OPENAI_API_KEY", "sk-e2e-not-a-real-key")
 
 	r := requireUp(t, dir, "--skip-preflight")

@@ -6,6 +6,8 @@ package compose
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -22,6 +24,12 @@ const ComposeFile = "docker-compose.yml"
 
 // LabelComponent marks each container with the component it belongs to.
 const LabelComponent = "dev.orchestrator.component"
+
+// LabelInputs carries a digest of the contents a service reads from files:
+// mounted secrets and configs, and its env file. Compose's configuration
+// hash covers only their names, so without this label a changed password
+// or init script would not recreate the container (docker/compose#11900).
+const LabelInputs = "dev.orchestrator.inputs-digest"
 
 // Backend renders Phase 1.
 type Backend struct{}
@@ -187,6 +195,13 @@ func (r *renderer) service(s model.Service, usedSecrets map[string]bool) (types.
 	for _, m := range s.FileMounts {
 		svc.Configs = append(svc.Configs, types.ServiceConfigObjConfig{Source: configName(m.File), Target: m.Target})
 	}
+	digest, err := r.inputsDigest(s)
+	if err != nil {
+		return svc, fmt.Errorf("service %s: %w", s.Name, err)
+	}
+	if digest != "" {
+		svc.Labels[LabelInputs] = digest
+	}
 	for _, pb := range s.Publish {
 		svc.Ports = append(svc.Ports, types.ServicePortConfig{
 			HostIP: pb.HostIP, Published: fmt.Sprint(pb.Host), Target: uint32(pb.Target), Protocol: pb.Protocol, Mode: "ingress",
@@ -232,6 +247,44 @@ func (r *renderer) service(s model.Service, usedSecrets map[string]bool) (types.
 		svc.Deploy = deploy
 	}
 	return svc, nil
+}
+
+// inputsDigest hashes, in a fixed order, every file content the service
+// reads. It reveals nothing of the values: a SHA-256 of high-entropy
+// secrets. Empty when the service reads no such files.
+func (r *renderer) inputsDigest(s model.Service) (string, error) {
+	var parts []string
+	for _, m := range s.SecretMounts {
+		v, err := r.opts.Secrets.Value(m.Secret)
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, "secret "+m.Secret+"\x00"+v)
+	}
+	for _, m := range s.FileMounts {
+		for _, f := range r.d.Files {
+			if f.Path == m.File {
+				parts = append(parts, "file "+f.Path+"\x00"+string(f.Content))
+			}
+		}
+	}
+	if len(s.SecretEnv) > 0 {
+		env, err := r.envFile(s.SecretEnv)
+		if err != nil {
+			return "", err
+		}
+		parts = append(parts, "env\x00"+string(env))
+	}
+	if len(parts) == 0 {
+		return "", nil
+	}
+	sort.Strings(parts)
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func healthcheck(h *model.Healthcheck) *types.HealthCheckConfig {

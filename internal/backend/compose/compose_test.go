@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/aipairpro/orchestrator/internal/backend/compose"
+	"github.com/aipairpro/orchestrator/internal/catalog"
 	"github.com/aipairpro/orchestrator/internal/engine"
 	"github.com/aipairpro/orchestrator/internal/spec"
 	"github.com/aipairpro/orchestrator/internal/state"
@@ -42,11 +43,27 @@ type rendered struct {
 }
 
 func renderExample(t *testing.T, specPath, root string) rendered {
+	return renderExampleSeeded(t, specPath, root, false)
+}
+
+// renderExampleSeeded renders with fixed secret values when seeded, so the
+// golden files (which carry digests of the secrets) do not depend on
+// randomness.
+func renderExampleSeeded(t *testing.T, specPath, root string, seeded bool) rendered {
 	t.Helper()
 	st, _, ds := spec.LoadFile(specPath)
 	require.False(t, ds.HasErrors(), "%v", ds)
 	store, err := state.Open(filepath.Join(root, "state"))
 	require.NoError(t, err)
+	if seeded {
+		dep, ds := catalog.Build(st)
+		require.False(t, ds.HasErrors(), "%v", ds)
+		for _, sec := range dep.Secrets {
+			if sec.Template == "" {
+				require.NoError(t, store.WriteFile("secrets/"+sec.Name, []byte("fixture-"+sec.Name)))
+			}
+		}
+	}
 	out := filepath.Join(root, "out")
 	res, rds := engine.Render(context.Background(), st, engine.RenderOptionsIn{Backend: compose.New(), Store: store, OutDir: out})
 	require.False(t, rds.HasErrors(), "%v", rds)
@@ -64,7 +81,7 @@ func examples(t *testing.T) []string {
 // golden copy (go test ./internal/backend/compose -update rewrites them).
 func TestExamplesGolden(t *testing.T) {
 	for _, f := range examples(t) {
-		r := renderExample(t, f, t.TempDir())
+		r := renderExampleSeeded(t, f, t.TempDir(), true)
 		t.Run(r.name, func(t *testing.T) {
 			for _, file := range r.res.Artifacts.Files {
 				golden := filepath.Join("testdata", "golden", r.name, filepath.FromSlash(file.Path))
