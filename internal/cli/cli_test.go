@@ -233,3 +233,21 @@ func TestConfigFile(t *testing.T) {
 	assert.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stdout, "prod.yaml is valid")
 }
+
+func TestApplyCommandsUsage(t *testing.T) {
+	dir := copyExample(t, "minimal")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"up", "--phase", "2"}, "invalid --phase 2: only phase 1 (docker compose) can be applied in this version"},
+		{[]string{"up", "--progress", "fancy"}, `invalid --progress "fancy": use auto, tty, plain, json or quiet`},
+		{[]string{"plan", "--output", "yaml"}, `invalid --output "yaml": use text or json`},
+		{[]string{"status", "extra"}, `unknown command "extra" for "orchestrator status"`},
+		{[]string{"down", "--bogus"}, "unknown flag: --bogus"},
+	} {
+		r := run(t, dir, tt.args...)
+		assert.Equal(t, 2, r.code, "%v: %s", tt.args, r.stderr)
+		assert.Contains(t, r.stderr, tt.want)
+	}
+}

@@ -368,6 +368,15 @@ func TestConcurrentUpsNeverBothApply(t *testing.T) {
 	wg.Wait()
 	assert.Equal(t, 0, results[0].code, results[0].stderr)
 	assert.Equal(t, 0, results[1].code, results[1].stderr)
+
+	// down --volumes lists what would be lost and, with no terminal to
+	// confirm on and no --yes, deletes nothing.
+	r := orch(t, dir, "down", "--volumes", "--progress", "quiet")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "These volumes and ALL their data will be deleted:\n  e2erace_postgres-data\n")
+	assert.Contains(t, r.stderr, "refusing to delete volumes without a terminal to confirm on; pass --yes")
+	assert.NotEmpty(t, containerIDs(t, "e2erace"))
+	assert.Contains(t, docker(t, "volume", "ls", "-q"), "e2erace_postgres-data")
 }
 
 func TestKilledUpConverges(t *testing.T) {
