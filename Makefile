@@ -6,7 +6,7 @@ BIN     := bin/orchestrator
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/aipairpro/orchestrator/internal/version.Version=$(VERSION)
 
-.PHONY: help build run test golden bench fuzz lint testenv clean
+.PHONY: help build run demo demo-down test golden bench fuzz lint testenv clean
 
 help: ## show this help
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -17,7 +17,13 @@ build: ## build bin/orchestrator
 run: build ## the main job on the example platform: validate, render --phase=1, check with docker compose
 	./hack/run-example.sh examples/platform/stack.yaml
 
-test: ## every test, including the real-consumer checks (builds docker compose once per machine)
+demo: build ## the whole platform up on the local engine with stand-in images (hack/testenv); demo-down removes it
+	./hack/demo.sh up
+
+demo-down: build
+	./hack/demo.sh down
+
+test: ## every test: unit, golden, real consumers, and end to end on a real Docker engine
 	$(GO) vet ./...
 	$(GO) test -count=1 ./...
 
@@ -35,8 +41,9 @@ lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l cmd internal templates hack)" || (gofmt -l cmd internal templates hack; exit 1)
 	$(GO) vet ./...
 
-testenv: ## build or start the real engines the tests use (docker compose CLI)
-	./hack/testenv/compose-cli.sh
+testenv: ## start a Docker engine, build the stand-in images and the docker compose CLI the tests use
+	./hack/testenv/compose-cli.sh >/dev/null
+	bash ./hack/testenv/images.sh
 
 clean: ## remove build output
 	rm -rf bin

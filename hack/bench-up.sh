@@ -26,7 +26,7 @@ med() { python3 -c 'import statistics,sys; print("%.2f" % statistics.median(floa
 ours=(); theirs=()
 for _ in $(seq "$runs"); do
   "$orch" down --volumes --yes --progress quiet >/dev/null 2>&1
-  t0=$(now); "$orch" up --skip-preflight --progress quiet >/dev/null; t1=$(now)
+  t0=$(now); "$orch" up --skip-preflight --progress quiet >/dev/null 2>&1; t1=$(now)
   ours+=("$(python3 -c "print($t1-$t0)")")
   "$orch" down --volumes --yes --progress quiet >/dev/null 2>&1
   t0=$(now); "$compose" -p benchup -f rendered/phase1/docker-compose.yml up -d --wait --quiet-pull >/dev/null 2>&1; t1=$(now)
