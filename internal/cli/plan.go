@@ -1,0 +1,73 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+)
+
+// PlanOptions are the inputs of `orchestrator plan`.
+type PlanOptions struct {
+	IO               *IOStreams
+	Config           *Config
+	Flags            phase1Flags
+	Output           string
+	DetailedExitcode bool
+}
+
+// NewCmdPlan builds `orchestrator plan`.
+func NewCmdPlan(f *Factory) *cobra.Command {
+	opts := &PlanOptions{IO: f.IO}
+	cmd := &cobra.Command{
+		Use:   "plan",
+		Short: "Show what up would change: the spec against what the engine runs",
+		Long: `Plan compares the rendered stack (desired) with the project's containers, networks and
+volumes on the engine (actual) and lists, per resource, create, update (recreate),
+delete or no-op with the reason. Containers stopped, removed or changed by hand show
+up as drift. Secrets appear only as digests.
+
+Exit codes with --detailed-exitcode: 0 no changes, 1 error, 2 changes.`,
+		Example: `  orchestrator plan
+  orchestrator plan --output json --detailed-exitcode`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.Config = f.Config()
+			if err := opts.Flags.check(); err != nil {
+				return err
+			}
+			if err := checkOutput(opts.Output); err != nil {
+				return err
+			}
+			return runPlan(cmd.Context(), opts)
+		},
+	}
+	opts.Flags.register(cmd, false)
+	cmd.Flags().StringVar(&opts.Output, "output", "text", "output format: text or json")
+	cmd.Flags().BoolVar(&opts.DetailedExitcode, "detailed-exitcode", false, "exit 2 when there are changes, 0 when there are none")
+	return cmd
+}
+
+func runPlan(ctx context.Context, opts *PlanOptions) error {
+	opts.Flags.Progress = "quiet"
+	p, err := openPhase1(ctx, opts.IO, opts.Config, &opts.Flags, true)
+	if err != nil {
+		return err
+	}
+	pl, err := p.target.Plan(ctx, p.project, loadApplied(p))
+	if err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
+	if opts.Output == "json" {
+		err = pl.WriteJSON(opts.IO.Out)
+	} else {
+		err = pl.WriteText(opts.IO.Out)
+	}
+	if err != nil {
+		return err
+	}
+	if opts.DetailedExitcode && pl.HasChanges() {
+		return exitError{code: 2}
+	}
+	return nil
+}

@@ -1,0 +1,243 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/aipairpro/orchestrator/internal/backend/compose"
+	"github.com/aipairpro/orchestrator/internal/preflight"
+	"github.com/aipairpro/orchestrator/internal/state"
+)
+
+// UpOptions are the inputs of `orchestrator up`.
+type UpOptions struct {
+	IO            *IOStreams
+	Config        *Config
+	Flags         phase1Flags
+	WaitTimeout   time.Duration
+	LockTimeout   time.Duration
+	SkipPreflight bool
+}
+
+// NewCmdUp builds `orchestrator up`.
+func NewCmdUp(f *Factory) *cobra.Command {
+	opts := &UpOptions{IO: f.IO}
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Render the stack and bring it up on its Docker host, waiting until every service is healthy",
+		Long: `Up renders the stack (exactly what render --phase=1 writes), checks the host, and
+applies it through the Docker Compose engine: missing services are created, changed
+ones recreated, unchanged ones left alone. It waits until every service is healthy
+(one-shot services: completed), then prints each component's URL.
+Volumes are never deleted, and a volume whose configuration diverged is kept.`,
+		Example: `  orchestrator up --phase=1
+  orchestrator up -H ssh://deploy@203.0.113.10 --progress plain`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts.Config = f.Config()
+			if err := opts.Flags.check(); err != nil {
+				return err
+			}
+			return runUp(cmd.Context(), opts)
+		},
+	}
+	opts.Flags.register(cmd, true)
+	cmd.Flags().DurationVar(&opts.WaitTimeout, "wait-timeout", 10*time.Minute, "how long to wait for services to become healthy")
+	cmd.Flags().DurationVar(&opts.LockTimeout, "lock-timeout", 0, "wait this long for another run on this stack to finish (default: fail at once)")
+	cmd.Flags().BoolVar(&opts.SkipPreflight, "skip-preflight", false, "skip the host checks (memory, disk, vm.max_map_count)")
+	return cmd
+}
+
+func runUp(ctx context.Context, opts *UpOptions) error {
+	lock, err := lockStack(ctx, opts.IO, opts.Config, "up", opts.LockTimeout)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	p, err := openPhase1(ctx, opts.IO, opts.Config, &opts.Flags, true)
+	if err != nil {
+		return err
+	}
+	if !opts.SkipPreflight {
+		if err := runPreflight(ctx, opts.IO, p); err != nil {
+			return err
+		}
+	}
+	// Plan first: with nothing to change, applying would only restart the
+	// one-shot services and wait; a second up must be a no-op.
+	pl, err := p.target.Plan(ctx, p.project, loadApplied(p))
+	if err != nil {
+		return fmt.Errorf("plan: %w", err)
+	}
+	var upErr error
+	if pl.HasChanges() {
+		if err := pl.WriteText(opts.IO.ErrOut); err != nil {
+			return err
+		}
+		upErr = p.target.Up(ctx, p.project, opts.WaitTimeout)
+	} else {
+		fmt.Fprintln(opts.IO.ErrOut, "No changes: the engine already runs what the spec says.")
+	}
+	for _, msg := range p.target.Declined {
+		fmt.Fprintf(opts.IO.ErrOut, "Kept: %s (answered no; volumes are only deleted by `down --volumes`).\n", msg)
+	}
+	failures, err := p.target.Explain(context.WithoutCancel(ctx), p.project)
+	if err != nil && upErr == nil {
+		return err
+	}
+	if upErr != nil || len(failures) > 0 {
+		if errors.Is(upErr, context.Canceled) {
+			return upErr
+		}
+		printFailures(opts.IO, failures)
+		if upErr != nil {
+			return fmt.Errorf("up failed: %w", upErr)
+		}
+		return fmt.Errorf("up failed: %s not healthy", plural(len(failures), "service"))
+	}
+	if err := saveApplied(p); err != nil {
+		return err
+	}
+	printEndpoints(opts.IO, p)
+	return nil
+}
+
+// appliedFile records the last successful up, so plan can tell drift
+// (changed or removed by hand) from changes not applied yet.
+const appliedFile = "compose/applied.json"
+
+func saveApplied(p *phase1) error {
+	rec, err := compose.Applied(p.project)
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(rec, "", "  ")
+	if err != nil {
+		return err
+	}
+	return p.store.WriteFile(appliedFile, append(b, '\n'))
+}
+
+func loadApplied(p *phase1) map[string]string {
+	b, err := os.ReadFile(filepath.Join(p.store.Dir(), appliedFile))
+	if err != nil {
+		return nil
+	}
+	var rec map[string]string
+	if json.Unmarshal(b, &rec) != nil {
+		return nil
+	}
+	return rec
+}
+
+func printFailures(io *IOStreams, failures []compose.Failure) {
+	for _, f := range failures {
+		state := f.State
+		if f.Health != "" {
+			state += ", " + f.Health
+		}
+		if f.State == "exited" {
+			state += fmt.Sprintf(" (exit code %d)", f.ExitCode)
+		}
+		fmt.Fprintf(io.ErrOut, "\nService %s is not up: %s\n", f.Service, state)
+		if f.LastProbe != "" {
+			fmt.Fprintf(io.ErrOut, "  last healthcheck: %s\n", oneLine(f.LastProbe))
+		}
+		if len(f.LastLogs) > 0 {
+			fmt.Fprintf(io.ErrOut, "  last log lines of %s:\n", f.Container)
+			for _, l := range f.LastLogs {
+				fmt.Fprintf(io.ErrOut, "    %s\n", l)
+			}
+		}
+	}
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return s
+}
+
+// adminSecrets says where each component's admin login is kept.
+var adminSecrets = map[string]string{
+	"portainer": "user admin, password in secrets/portainer-admin-password",
+	"kestra":    "user admin@<domain>, password in secrets/kestra-admin-password",
+	"tracardi":  "installation token in secrets/tracardi-installation-token",
+}
+
+func printEndpoints(io *IOStreams, p *phase1) {
+	fmt.Fprintf(io.Out, "Stack %s is up on %s.\n", p.stack.Name, p.target.Host())
+	for _, r := range p.render.Deployment.Routes {
+		comp := strings.SplitN(r.Host, ".", 2)[0]
+		if r.Host == p.stack.Domain {
+			comp = "app"
+		}
+		port := ""
+		if hp := p.stack.Phase1.HTTPSPort; hp != 0 && hp != 443 {
+			port = fmt.Sprintf(":%d", hp)
+		}
+		line := fmt.Sprintf("  %-14s https://%s%s", comp, r.Host, port)
+		if note, ok := adminSecrets[comp]; ok {
+			line += "  (" + strings.ReplaceAll(note, "<domain>", p.stack.Domain) + ")"
+		}
+		fmt.Fprintln(io.Out, line)
+	}
+	fmt.Fprintf(io.Out, "Credentials are kept in %s (0600 files; never printed).\n", p.store.Dir())
+}
+
+func lockStack(ctx context.Context, io *IOStreams, cfg *Config, op string, timeout time.Duration) (*state.Lock, error) {
+	store, err := state.Open(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	lock, err := store.Lock(ctx, op, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if s := lock.Stale; s != nil {
+		fmt.Fprintf(io.ErrOut, "Note: a previous %s (pid %d, %s, since %s) did not finish; converging from where it stopped.\n",
+			orUnknown(s.Operation), s.PID, orUnknown(s.Who), s.Created.Format(time.RFC3339))
+	}
+	return lock, nil
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+func runPreflight(ctx context.Context, io *IOStreams, p *phase1) error {
+	info, err := p.target.Info(ctx)
+	if err != nil {
+		return fmt.Errorf("preflight: the Docker engine at %s does not answer: %v\n  fix: start it (e.g. `sudo systemctl start docker`), or point phase1.host / DOCKER_HOST / --host at a running engine", p.target.Host(), err)
+	}
+	facts := preflight.LocalFacts(info.Version, info.MemTotal, info.RootDir, info.Local)
+	problems := preflight.Check(facts, preflight.NeedsOf(p.render.Deployment))
+	fmt.Fprintf(io.ErrOut, "Preflight: Docker %s (API %s) at %s, %d CPUs, %.1f GiB memory.\n", info.Version, info.APIVersion, p.target.Host(), info.NCPU, float64(info.MemTotal)/(1<<30))
+	failed := 0
+	for _, pr := range problems {
+		kind := "error"
+		if pr.Warning {
+			kind = "warning"
+		} else {
+			failed++
+		}
+		fmt.Fprintf(io.ErrOut, "Preflight %s (%s): %s\n  fix: %s\n", kind, pr.Check, pr.Summary, pr.Fix)
+	}
+	if failed > 0 {
+		return fmt.Errorf("preflight failed (%s); fix the host, or pass --skip-preflight to apply anyway", plural(failed, "problem"))
+	}
+	return nil
+}
