@@ -418,3 +418,44 @@ func TestKilledUpConverges(t *testing.T) {
 type io_discard struct{}
 
 func (io_discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestSSHHost drives a stack through phase1.host: ssh://, the laptop
+// against a VPS: the docker CLI's connection helper runs `docker system
+// dial-stdio` over a real SSH server (hack/testenv/sshd.sh, on 127.0.0.1).
+func TestSSHHost(t *testing.T) {
+	cmd := exec.Command("bash", "../../hack/testenv/sshd.sh")
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	require.NoError(t, err, "hack/testenv/sshd.sh")
+	env := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			env[k] = v
+		}
+	}
+	host, path := env["ORCHESTRATOR_TESTENV_SSH_HOST"], env["ORCHESTRATOR_TESTENV_SSH_PATH"]
+	require.NotEmpty(t, host)
+	t.Setenv("PATH", path+string(os.PathListSeparator)+os.Getenv("PATH"))
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent.sock") // the spec's host must win
+	dir := newStack(t, smallSpec("e2essh")+"phase1: {host: \""+host+"\"}\n")
+
+	r := requireUp(t, dir, "--skip-preflight")
+	assert.Contains(t, r.stdout, "Stack e2essh is up on "+host)
+	requireNoChanges(t, dir)
+	r = orch(t, dir, "status", "--output", "json")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, `"container": "e2essh-api-1"`)
+	// The containers are real, on the engine behind the SSH hop.
+	assert.Equal(t, "healthy", dockerLocal(t, "inspect", "-f", "{{.State.Health.Status}}", "e2essh-api-1"))
+}
+
+// dockerLocal runs the docker CLI against the local engine, whatever
+// DOCKER_HOST the test set.
+func dockerLocal(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("docker", args...)
+	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix:///var/run/docker.sock")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "docker %v: %s", args, out)
+	return strings.TrimSpace(string(out))
+}
