@@ -152,7 +152,9 @@ func (b *builder) memory(service string) int64 {
 }
 
 func (b *builder) add(s model.Service) {
-	if s.Replicas == 0 && !s.OneShot {
+	// The app and custom services carry the spec's replicas (0 allowed);
+	// platform services run one container unless overridden.
+	if s.Replicas == 0 && !s.OneShot && s.Component != "app" && s.Component != "custom" {
 		s.Replicas = 1
 	}
 	if s.OneShot {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
@@ -79,6 +80,9 @@ func openPhase1(ctx context.Context, io *IOStreams, cfg *Config, pf *phase1Flags
 			return nil, err
 		}
 		p.render = res
+		if err := checkPassEnv(res); err != nil {
+			return nil, err
+		}
 	}
 	host := pf.Host
 	if host == "" {
@@ -103,4 +107,22 @@ func openPhase1(ctx context.Context, io *IOStreams, cfg *Config, pf *phase1Flags
 func isTerminal(w any) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// checkPassEnv makes sure the secrets the spec takes from the environment
+// are set: compose would otherwise start the service without them (and
+// the plan would show a spurious change).
+func checkPassEnv(res *engine.Result) error {
+	var missing []string
+	for _, s := range res.Deployment.Services {
+		for _, name := range s.PassEnv {
+			if _, ok := os.LookupEnv(name); !ok {
+				missing = append(missing, fmt.Sprintf("%s (service %s)", name, s.Name))
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("secrets listed in the spec are not set in the environment: %s\n  fix: export them in the shell that runs orchestrator (their values are never written to disk)", strings.Join(missing, ", "))
+	}
+	return nil
 }

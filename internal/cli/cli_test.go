@@ -251,3 +251,11 @@ func TestApplyCommandsUsage(t *testing.T) {
 		assert.Contains(t, r.stderr, tt.want)
 	}
 }
+
+func TestUpRefusesUnsetPassThroughSecrets(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "stack.yaml"), []byte("version: 1\nname: x\ndomain: x.example.com\napp: {image: ghcr.io/a/app:1.0.0, secrets: [ORCH_TEST_UNSET_TOKEN]}\n"), 0o644))
+	r := run(t, dir, "up")
+	assert.Equal(t, 1, r.code)
+	assert.Contains(t, r.stderr, "secrets listed in the spec are not set in the environment: ORCH_TEST_UNSET_TOKEN (service app)")
+}

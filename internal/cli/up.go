@@ -89,7 +89,12 @@ func runUp(ctx context.Context, opts *UpOptions) error {
 	for _, msg := range p.target.Declined {
 		fmt.Fprintf(opts.IO.ErrOut, "Kept: %s (answered no; volumes are only deleted by `down --volumes`).\n", msg)
 	}
-	failures, err := p.target.Explain(context.WithoutCancel(ctx), p.project)
+	if errors.Is(upErr, context.Canceled) || ctx.Err() != nil {
+		return fmt.Errorf("interrupted: the next up converges from where this one stopped")
+	}
+	explainCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	failures, err := p.target.Explain(explainCtx, p.project)
 	if err != nil && upErr == nil {
 		return err
 	}

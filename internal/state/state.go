@@ -93,10 +93,45 @@ func (s *Store) Secret(name string, kind model.SecretKind) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("generate secret %s: %w", name, err)
 	}
-	if err := s.WriteFile(filepath.Join("secrets", name), []byte(v)); err != nil {
+	return s.createOnce(p, v)
+}
+
+// createOnce writes a new secret only if none exists yet: two processes
+// generating the same secret at once (a plan beside the first up) must end
+// with one value, not the last writer's. The winner's value is returned.
+func (s *Store) createOnce(path, value string) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
 		return "", err
 	}
-	return v, nil
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".new-*")
+	if err != nil {
+		return "", err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(fileMode); err == nil {
+		_, err = tmp.WriteString(value)
+		if err == nil {
+			err = tmp.Sync()
+		}
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", err
+	}
+	// link(2) fails if the name exists: exactly one creator wins.
+	if err := os.Link(tmp.Name(), path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			b, rerr := os.ReadFile(path)
+			if rerr != nil {
+				return "", rerr
+			}
+			return string(b), nil
+		}
+		return "", err
+	}
+	return value, nil
 }
 
 // WriteFile writes a file under the state directory atomically, with mode

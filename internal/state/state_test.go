@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -84,4 +85,35 @@ func TestBadNamesAndEscapes(t *testing.T) {
 	assert.Error(t, err)
 	assert.Error(t, s.WriteFile("../x", []byte("y")))
 	assert.Error(t, s.WriteFile("/abs", []byte("y")))
+}
+
+// TestConcurrentGenerationConverges: many stores generating the same
+// secret at once all end with the one value that is on disk.
+func TestConcurrentGenerationConverges(t *testing.T) {
+	dir := t.TempDir()
+	const n = 16
+	got := make([]string, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := Open(dir)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			got[i], errs[i] = s.Secret("db-app-password", model.Password)
+		}()
+	}
+	wg.Wait()
+	onDisk, err := os.ReadFile(filepath.Join(dir, "secrets", "db-app-password"))
+	require.NoError(t, err)
+	for i := 0; i < n; i++ {
+		require.NoError(t, errs[i])
+		assert.Equal(t, string(onDisk), got[i])
+	}
+	leftovers, _ := filepath.Glob(filepath.Join(dir, "secrets", ".*"))
+	assert.Empty(t, leftovers, "temporary files left behind")
 }

@@ -459,3 +459,26 @@ func dockerLocal(t *testing.T, args ...string) string {
 	require.NoError(t, err, "docker %v: %s", args, out)
 	return strings.TrimSpace(string(out))
 }
+
+// TestNetworkDriftScaleToZeroAndNoHealthcheck covers plan/up agreement on
+// the less common paths: a container disconnected from its network by
+// hand, a service scaled to zero, and a service whose healthcheck is off.
+func TestNetworkDriftScaleToZeroAndNoHealthcheck(t *testing.T) {
+	const name = "e2enet"
+	spec := smallSpec(name) + "  web: {healthcheck: {disable: true}}\n"
+	dir := newStack(t, spec)
+	requireUp(t, dir, "--skip-preflight")
+	requireNoChanges(t, dir)
+
+	docker(t, "network", "disconnect", name+"_internal", name+"-api-1")
+	assert.Equal(t, []string{"service.api: update [drift]"}, changed(t, dir))
+	requireUp(t, dir, "--skip-preflight")
+	requireNoChanges(t, dir)
+
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "stack.yaml"), []byte(strings.Replace(spec, "healthcheck: {disable: true}", "replicas: 0", 1)), 0o644))
+	assert.Equal(t, []string{"service.web: update"}, changed(t, dir))
+	requireUp(t, dir, "--skip-preflight")
+	requireNoChanges(t, dir)
+	assert.NotContains(t, containerIDs(t, name), "web")
+	assert.Empty(t, docker(t, "ps", "-aq", "--filter", "label=com.docker.compose.service=web", "--filter", "label=com.docker.compose.project="+name))
+}

@@ -326,8 +326,8 @@ func (r *renderer) envFile(env map[string]string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if strings.ContainsAny(v, "'\n") {
-			return nil, fmt.Errorf("value of %s cannot be written to an env file (quote or newline)", k)
+		if strings.ContainsAny(v, "'\n\\") {
+			return nil, fmt.Errorf("value of %s cannot be written to an env file (quote, backslash or newline)", k)
 		}
 		fmt.Fprintf(&sb, "%s='%s'\n", k, v)
 	}

@@ -38,7 +38,7 @@ func (t *Target) Plan(ctx context.Context, p *types.Project, applied map[string]
 	for _, name := range slices.Sorted(maps.Keys(p.Services)) {
 		svc := p.Services[name]
 		last, wasApplied := applied[name]
-		ch, err := t.planService(ctx, svc, byService[name], imageIDs, last, wasApplied)
+		ch, err := t.planService(ctx, svc, byService[name], imageIDs, networkNames(p), last, wasApplied)
 		if err != nil {
 			return nil, err
 		}
@@ -59,13 +59,18 @@ func (t *Target) Plan(ctx context.Context, p *types.Project, applied map[string]
 	return pl, nil
 }
 
-func (t *Target) planService(ctx context.Context, svc types.ServiceConfig, cs []container.Summary, imageIDs map[string]string, applied string, wasApplied bool) (plan.Change, error) {
+func (t *Target) planService(ctx context.Context, svc types.ServiceConfig, cs []container.Summary, imageIDs map[string]string, networks map[string]string, applied string, wasApplied bool) (plan.Change, error) {
 	ch := plan.Change{Type: "service", Name: svc.Name, Actions: []plan.Action{plan.NoOp}}
 	hash, err := compose.ServiceHash(svc)
 	if err != nil {
 		return ch, err
 	}
-	ch.After = map[string]string{"config_hash": "sha256:" + hash[:16], "image": svc.Image}
+	// No configuration hash here: compose's hash covers resolved
+	// environment values, pass-through secrets included.
+	ch.After = map[string]string{"image": svc.Image, "replicas": fmt.Sprint(svc.GetScale())}
+	if len(cs) == 0 && svc.GetScale() == 0 {
+		return ch, nil
+	}
 	if len(cs) == 0 {
 		ch.Actions, ch.Reason = []plan.Action{plan.Create}, "missing: not created yet"
 		if wasApplied {
@@ -74,7 +79,7 @@ func (t *Target) planService(ctx context.Context, svc types.ServiceConfig, cs []
 		return ch, nil
 	}
 	c := cs[0]
-	ch.Before = map[string]string{"config_hash": "sha256:" + short(c.Labels[api.ConfigHashLabel]), "image": c.Image, "state": string(c.State)}
+	ch.Before = map[string]string{"image": c.Image, "state": string(c.State), "replicas": fmt.Sprint(len(cs))}
 	want := svc.GetScale()
 	oneShot := svc.Restart == types.RestartPolicyNo
 	var reasons []string
@@ -92,6 +97,10 @@ func (t *Target) planService(ctx context.Context, svc types.ServiceConfig, cs []
 			}
 		case t.imageChanged(ctx, svc.Image, c, imageIDs):
 			reasons = append(reasons, "image changed (new image under the same tag)")
+		case c.State == container.StateRunning && missingNetwork(svc, c, networks) != "":
+			// compose recreates a running container that lost a network.
+			reasons = append(reasons, fmt.Sprintf("container %s is not attached to network %s (disconnected by hand)", containerName(c), missingNetwork(svc, c, networks)))
+			drift = true
 		case c.State == container.StateRunning:
 		case oneShot && c.State == container.StateExited && exitCode(ctx, t, c) == 0:
 		default:
@@ -122,6 +131,33 @@ func Applied(p *types.Project) (map[string]string, error) {
 		out[name] = h
 	}
 	return out, nil
+}
+
+// networkNames maps the project's network keys to their engine names.
+func networkNames(p *types.Project) map[string]string {
+	out := make(map[string]string, len(p.Networks))
+	for key, n := range p.Networks {
+		out[key] = n.Name
+	}
+	return out
+}
+
+// missingNetwork returns a network the service should be on but the
+// container is not attached to, or "".
+func missingNetwork(svc types.ServiceConfig, c container.Summary, names map[string]string) string {
+	if svc.NetworkMode != "" || c.NetworkSettings == nil {
+		return ""
+	}
+	for _, key := range slices.Sorted(maps.Keys(svc.Networks)) {
+		name := names[key]
+		if name == "" {
+			continue
+		}
+		if _, ok := c.NetworkSettings.Networks[name]; !ok {
+			return name
+		}
+	}
+	return ""
 }
 
 func exitCode(ctx context.Context, t *Target, c container.Summary) int {
@@ -170,6 +206,12 @@ func (t *Target) planNetworks(ctx context.Context, p *types.Project, pl *plan.Pl
 		if err != nil {
 			return err
 		}
+		if !ok {
+			// compose adopts a network of the right name made by hand.
+			if _, err := t.Client().NetworkInspect(ctx, n.Name, client.NetworkInspectOptions{}); err == nil {
+				ok = true
+			}
+		}
 		switch {
 		case !ok:
 			ch.Actions, ch.Reason = []plan.Action{plan.Create}, "missing"
@@ -197,18 +239,15 @@ func (t *Target) planVolumes(ctx context.Context, p *types.Project, pl *plan.Pla
 		}
 		ch := plan.Change{Type: "volume", Name: key, Actions: []plan.Action{plan.NoOp}}
 		if !actual[v.Name] {
-			ch.Actions, ch.Reason = []plan.Action{plan.Create}, "missing"
+			// compose adopts a volume of the right name made by hand (a
+			// restored backup, say).
+			if _, err := t.Client().VolumeInspect(ctx, v.Name, client.VolumeInspectOptions{}); err != nil {
+				ch.Actions, ch.Reason = []plan.Action{plan.Create}, "missing"
+			}
 		}
 		pl.Add(ch)
 	}
 	return nil
-}
-
-func short(h string) string {
-	if len(h) > 16 {
-		return h[:16]
-	}
-	return h
 }
 
 func joinReasons(rs []string) string {

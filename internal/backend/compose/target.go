@@ -112,7 +112,10 @@ func (t *Target) Load(ctx context.Context, dir, project string) (*types.Project,
 func (t *Target) Up(ctx context.Context, p *types.Project, timeout time.Duration) error {
 	return t.compose.Up(ctx, p, api.UpOptions{
 		Create: api.CreateOptions{
-			RemoveOrphans:        true,
+			RemoveOrphans: true,
+			// Keep anonymous volumes across recreation, as `docker compose
+			// up` does (unless -V): their data would otherwise be orphaned.
+			Inherit:              true,
 			Recreate:             api.RecreateDiverged,
 			RecreateDependencies: api.RecreateDiverged,
 		},
@@ -130,7 +133,9 @@ func (t *Target) Down(ctx context.Context, project string, p *types.Project, vol
 func (t *Target) containers(ctx context.Context, project string) ([]container.Summary, error) {
 	res, err := t.Client().ContainerList(ctx, client.ContainerListOptions{
 		All:     true,
-		Filters: make(client.Filters).Add("label", api.ProjectLabel+"="+project),
+		// Like compose: only containers it made for a service carry the
+		// config-hash label (hook runners and strays do not).
+		Filters: make(client.Filters).Add("label", api.ProjectLabel+"="+project, api.ConfigHashLabel),
 	})
 	if err != nil {
 		return nil, err
@@ -258,7 +263,7 @@ func (t *Target) Explain(ctx context.Context, p *types.Project) ([]Failure, erro
 			if n := len(s.Health.Log); n > 0 {
 				f.LastProbe = strings.TrimSpace(s.Health.Log[n-1].Output)
 			}
-		case s.Running && svc.HealthCheck == nil:
+		case s.Running && (svc.HealthCheck == nil || svc.HealthCheck.Disable):
 			continue
 		}
 		f.LastLogs = t.tail(ctx, c.ID, 15)

@@ -297,7 +297,11 @@ func isPlain(s string) bool {
 	case c == '.':
 		return strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../")
 	case c == '-':
-		return len(s) > 1 && s[1] != ' ' && s[1] != '-' || strings.HasPrefix(s, "--") && len(s) > 2
+		// -H, --config; not "-", "- x", or "-1:20" (a YAML 1.1 number).
+		if len(s) < 2 || s[1] == ' ' || s[1] >= '0' && s[1] <= '9' {
+			return false
+		}
+		return s[1] != '-' || len(s) > 2
 	case c >= '0' && c <= '9':
 		// 10s, 512M, 2m0s; but not times (1:20) or dates (2026-01-01).
 		return !strings.ContainsAny(s, ":-") && strings.IndexFunc(s, func(r rune) bool { return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' }) > 0
@@ -316,5 +320,13 @@ func (w *yamlWriter) scalar(s string) {
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(s) // strings always encode
-	w.buf.Write(bytes.TrimSuffix(b.Bytes(), []byte("\n")))
+	// JSON leaves DEL, the C1 controls and U+0085 (which YAML folds to a
+	// space) as they are; YAML needs them escaped.
+	for _, r := range string(bytes.TrimSuffix(b.Bytes(), []byte("\n"))) {
+		if r == 0x7f || r >= 0x80 && r <= 0x9f {
+			fmt.Fprintf(&w.buf, "\\u%04x", r)
+			continue
+		}
+		w.buf.WriteRune(r)
+	}
 }

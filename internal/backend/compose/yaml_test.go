@@ -78,6 +78,7 @@ func TestIsPlain(t *testing.T) {
 		"1:20": false, "2026-01-01": false, "a: b": false, "a #b": false, "": false, "-": false, " x": false,
 		".inf": false, "x,y": false, "{a}": false, "*x": false, "&x": false, "!x": false, "%x": false, "@x": false,
 		"`x": false, "'x'": false, "\"x\"": false, "a\nb": false, "~": false,
+		"-1:20": false, "-190:20:30": false, "-5": false, "a\u0085b": false, "a\x7fb": false, "a\u0090b": false,
 	} {
 		assert.Equal(t, want, isPlain(s), "%q", s)
 		if !want {
