@@ -132,7 +132,7 @@ func (t *Target) Down(ctx context.Context, project string, p *types.Project, vol
 // containers lists the project's service containers, running or not.
 func (t *Target) containers(ctx context.Context, project string) ([]container.Summary, error) {
 	res, err := t.Client().ContainerList(ctx, client.ContainerListOptions{
-		All:     true,
+		All: true,
 		// Like compose: only containers it made for a service carry the
 		// config-hash label (hook runners and strays do not).
 		Filters: make(client.Filters).Add("label", api.ProjectLabel+"="+project, api.ConfigHashLabel),
