@@ -21,12 +21,15 @@ const MinMaxMapCount = 262144
 // Facts are what is known about the host; -1 means unknown (for example
 // on a remote engine, whose /proc this process cannot read).
 type Facts struct {
-	Engine      string
-	MemTotal    int64
-	DiskFree    int64
-	DiskPath    string
-	MaxMapCount int
-	Remote      bool
+	Engine   string
+	MemTotal int64
+	// MemAvailable is the kernel's estimate of memory free for new work
+	// (MemAvailable in /proc/meminfo); 0 or -1 when unknown.
+	MemAvailable int64
+	DiskFree     int64
+	DiskPath     string
+	MaxMapCount  int
+	Remote       bool
 }
 
 // Needs are what the deployment asks of the host.
@@ -78,6 +81,13 @@ func Check(f Facts, n Needs) []Problem {
 			Summary: fmt.Sprintf("the enabled services may use up to %s of memory (the sum of their limits), the host has %s", gib(n.Memory), gib(f.MemTotal)),
 			Fix:     "use a host with more memory, lower limits with overrides.<service>.resources.memory, or disable components"})
 	}
+	if f.MemAvailable > 0 && n.Memory > f.MemAvailable && (f.MemTotal <= 0 || n.Memory <= f.MemTotal) {
+		// A warning, not an error: on a re-up the stack's own running
+		// containers hold part of the memory they are counted against.
+		ps = append(ps, Problem{Check: "free memory", Warning: true,
+			Summary: fmt.Sprintf("%s of memory is available now; the enabled services may use up to %s", gib(f.MemAvailable), gib(n.Memory)),
+			Fix:     "stop what else runs on the host, or lower limits with overrides.<service>.resources.memory"})
+	}
 	if f.DiskFree >= 0 && n.Disk > f.DiskFree {
 		ps = append(ps, Problem{Check: "disk",
 			Summary: fmt.Sprintf("%s has %s free; the volumes ask for %s plus %s for images", f.DiskPath, gib(f.DiskFree), gib(n.Disk-imageRoom), gib(imageRoom)),
@@ -104,9 +114,12 @@ func gib(b int64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }
 // engine's root directory and vm.max_map_count. For a remote engine both
 // stay unknown.
 func LocalFacts(engine string, memTotal int64, rootDir string, local bool) Facts {
-	f := Facts{Engine: engine, MemTotal: memTotal, DiskFree: -1, DiskPath: rootDir, MaxMapCount: -1, Remote: !local}
+	f := Facts{Engine: engine, MemTotal: memTotal, MemAvailable: -1, DiskFree: -1, DiskPath: rootDir, MaxMapCount: -1, Remote: !local}
 	if !local {
 		return f
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		f.MemAvailable = memAvailable(string(b))
 	}
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(rootDir, &st); err == nil {
@@ -118,4 +131,17 @@ func LocalFacts(engine string, memTotal int64, rootDir string, local bool) Facts
 		}
 	}
 	return f
+}
+
+// memAvailable reads MemAvailable (in kB) from /proc/meminfo text; 0 or -1 when
+// absent.
+func memAvailable(meminfo string) int64 {
+	for _, line := range strings.Split(meminfo, "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			if kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64); err == nil {
+				return kb << 10
+			}
+		}
+	}
+	return -1
 }

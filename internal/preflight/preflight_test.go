@@ -25,7 +25,8 @@ func TestCheck(t *testing.T) {
 		facts Facts
 		want  []string // check names, "~" prefix for warnings
 	}{
-		"all good":           {Facts{MemTotal: 8 << 30, DiskFree: 100 << 30, MaxMapCount: 262144}, nil},
+		"all good":           {Facts{MemTotal: 8 << 30, MemAvailable: 6 << 30, DiskFree: 100 << 30, MaxMapCount: 262144}, nil},
+		"busy host":          {Facts{MemTotal: 8 << 30, MemAvailable: 1 << 30, DiskFree: 100 << 30, MaxMapCount: 262144}, []string{"~free memory"}},
 		"small host":         {Facts{MemTotal: 2 << 30, DiskFree: 10 << 30, MaxMapCount: 262144}, []string{"memory", "disk"}},
 		"es setting too low": {Facts{MemTotal: 8 << 30, DiskFree: 100 << 30, MaxMapCount: 65530}, []string{"vm.max_map_count"}},
 		"remote, unknowns":   {Facts{MemTotal: 8 << 30, DiskFree: -1, MaxMapCount: -1, Remote: true}, []string{"~vm.max_map_count"}},
@@ -44,6 +45,8 @@ func TestCheck(t *testing.T) {
 			assert.Equal(t, tt.want, got)
 		})
 	}
+	assert.Equal(t, int64(5<<30), memAvailable("MemTotal:       24000000 kB\nMemAvailable:    5242880 kB\n"))
+	assert.Equal(t, int64(-1), memAvailable("MemTotal: 1 kB\n"))
 	ps := Check(Facts{MemTotal: 8 << 30, DiskFree: 100 << 30, MaxMapCount: 65530}, n)
 	assert.Equal(t, "vm.max_map_count is 65530; Elasticsearch (tracardi-elasticsearch) needs at least 262144", ps[0].Summary)
 	assert.Equal(t, "sudo sysctl -w vm.max_map_count=262144 && echo vm.max_map_count=262144 | sudo tee /etc/sysctl.d/99-elasticsearch.conf", ps[0].Fix)
