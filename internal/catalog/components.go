@@ -97,8 +97,6 @@ var reservedNames = map[string]bool{
 	"app": true, "proxy": true, "postgres": true, "postgres-init": true,
 	"tracardi-api": true, "tracardi-gui": true, "tracardi-mysql": true, "tracardi-elasticsearch": true, "tracardi-redis": true,
 	"kestra": true, "postiz": true, "postiz-redis": true, "temporal": true, "temporal-elasticsearch": true, "portainer": true,
-	// consumers of the shared database
-	"temporal-db": true,
 }
 
 func (b *builder) tracardi() {

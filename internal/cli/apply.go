@@ -35,6 +35,14 @@ func (pf *phase1Flags) register(cmd *cobra.Command, progress bool) {
 	}
 }
 
+// checkWithOutput is check plus the --output value of commands that have one.
+func (pf *phase1Flags) checkWithOutput(output string) error {
+	if err := pf.check(); err != nil {
+		return err
+	}
+	return checkOutput(output)
+}
+
 func (pf *phase1Flags) check() error {
 	if pf.Phase != 1 {
 		return usageError{fmt.Errorf("invalid --phase %d: only phase 1 (docker compose) can be applied in this version", pf.Phase)}

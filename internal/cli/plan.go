@@ -33,10 +33,7 @@ Exit codes with --detailed-exitcode: 0 no changes, 1 error, 2 changes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Config = f.Config()
-			if err := opts.Flags.check(); err != nil {
-				return err
-			}
-			if err := checkOutput(opts.Output); err != nil {
+			if err := opts.Flags.checkWithOutput(opts.Output); err != nil {
 				return err
 			}
 			return runPlan(cmd.Context(), opts)

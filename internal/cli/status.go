@@ -25,10 +25,7 @@ func NewCmdStatus(f *Factory) *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Config = f.Config()
-			if err := opts.Flags.check(); err != nil {
-				return err
-			}
-			if err := checkOutput(opts.Output); err != nil {
+			if err := opts.Flags.checkWithOutput(opts.Output); err != nil {
 				return err
 			}
 			return runStatus(cmd.Context(), opts)

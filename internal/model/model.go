@@ -73,8 +73,6 @@ type Service struct {
 	OneShot bool
 	// Stateful services keep data in volumes (databases, stores).
 	Stateful bool
-	// Ulimits and Sysctls are per-container kernel settings.
-	Ulimits map[string]int
 }
 
 // Condition is what a dependant waits for.

@@ -103,25 +103,13 @@ func (s *Store) createOnce(path, value string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
 		return "", err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".new-*")
+	tmp, err := writeTemp(path, []byte(value), fileMode)
 	if err != nil {
 		return "", err
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(fileMode); err == nil {
-		_, err = tmp.WriteString(value)
-		if err == nil {
-			err = tmp.Sync()
-		}
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", err
-	}
+	defer os.Remove(tmp)
 	// link(2) fails if the name exists: exactly one creator wins.
-	if err := os.Link(tmp.Name(), path); err != nil {
+	if err := os.Link(tmp, path); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			b, rerr := os.ReadFile(path)
 			if rerr != nil {
@@ -153,27 +141,36 @@ func (s *Store) WriteFile(rel string, data []byte) error {
 // writeAtomic writes through a temporary file in the same directory and a
 // rename, so an interrupted write never leaves a half-written file.
 func writeAtomic(path string, data []byte, mode fs.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	tmp, err := writeTemp(path, data, mode)
 	if err != nil {
 		return err
 	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
+	defer os.Remove(tmp)
+	return os.Rename(tmp, path)
+}
+
+// writeTemp writes data, synced, to a new temporary file beside path and
+// returns its name; the caller renames or links it into place.
+func writeTemp(path string, data []byte, mode fs.FileMode) (string, error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return "", err
 	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
+	err = f.Chmod(mode)
+	if err == nil {
+		_, err = f.Write(data)
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
+	if err == nil {
+		err = f.Sync()
 	}
-	if err := tmp.Close(); err != nil {
-		return err
+	if cerr := f.Close(); err == nil {
+		err = cerr
 	}
-	return os.Rename(tmp.Name(), path)
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
 }
 
 // WriteAtomic is the atomic write used for rendered output too.

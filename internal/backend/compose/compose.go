@@ -229,12 +229,6 @@ func (r *renderer) service(s model.Service, usedSecrets map[string]bool) (types.
 	if h := s.Health; h != nil {
 		svc.HealthCheck = healthcheck(h)
 	}
-	if len(s.Ulimits) > 0 {
-		svc.Ulimits = map[string]*types.UlimitsConfig{}
-		for k, v := range s.Ulimits {
-			svc.Ulimits[k] = &types.UlimitsConfig{Soft: v, Hard: v}
-		}
-	}
 	deploy := &types.DeployConfig{}
 	if s.Replicas != 1 {
 		n := s.Replicas

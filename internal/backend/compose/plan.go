@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"sort"
+	"strings"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/docker/compose/v5/pkg/api"
@@ -35,10 +35,11 @@ func (t *Target) Plan(ctx context.Context, p *types.Project, applied map[string]
 		byService[c.Labels[api.ServiceLabel]] = append(byService[c.Labels[api.ServiceLabel]], c)
 	}
 	imageIDs := map[string]string{}
+	networks := networkNames(p)
 	for _, name := range slices.Sorted(maps.Keys(p.Services)) {
 		svc := p.Services[name]
 		last, wasApplied := applied[name]
-		ch, err := t.planService(ctx, svc, byService[name], imageIDs, networkNames(p), last, wasApplied)
+		ch, err := t.planService(ctx, svc, byService[name], imageIDs, networks, last, wasApplied)
 		if err != nil {
 			return nil, err
 		}
@@ -85,6 +86,10 @@ func (t *Target) planService(ctx context.Context, svc types.ServiceConfig, cs []
 	var reasons []string
 	drift := false
 	for _, c := range cs {
+		lost := ""
+		if c.State == container.StateRunning {
+			lost = missingNetwork(svc, c, networks)
+		}
 		switch {
 		case c.Labels[api.ConfigHashLabel] != hash && wasApplied && applied == hash:
 			reasons = append(reasons, fmt.Sprintf("container %s was changed outside orchestrator since the last up", containerName(c)))
@@ -97,9 +102,9 @@ func (t *Target) planService(ctx context.Context, svc types.ServiceConfig, cs []
 			}
 		case t.imageChanged(ctx, svc.Image, c, imageIDs):
 			reasons = append(reasons, "image changed (new image under the same tag)")
-		case c.State == container.StateRunning && missingNetwork(svc, c, networks) != "":
+		case lost != "":
 			// compose recreates a running container that lost a network.
-			reasons = append(reasons, fmt.Sprintf("container %s is not attached to network %s (disconnected by hand)", containerName(c), missingNetwork(svc, c, networks)))
+			reasons = append(reasons, fmt.Sprintf("container %s is not attached to network %s (disconnected by hand)", containerName(c), lost))
 			drift = true
 		case c.State == container.StateRunning:
 		case oneShot && c.State == container.StateExited && exitCode(ctx, t, c) == 0:
@@ -108,9 +113,7 @@ func (t *Target) planService(ctx context.Context, svc types.ServiceConfig, cs []
 			drift = true
 		}
 	}
-	if len(cs) < want {
-		reasons = append(reasons, fmt.Sprintf("scale %d -> %d", len(cs), want))
-	} else if len(cs) > want {
+	if len(cs) != want {
 		reasons = append(reasons, fmt.Sprintf("scale %d -> %d", len(cs), want))
 	}
 	if len(reasons) > 0 {
@@ -250,17 +253,8 @@ func (t *Target) planVolumes(ctx context.Context, p *types.Project, pl *plan.Pla
 	return nil
 }
 
+// joinReasons lists each distinct reason once, in a stable order.
 func joinReasons(rs []string) string {
-	sort.Strings(rs)
-	out := rs[:0]
-	for i, r := range rs {
-		if i == 0 || r != rs[i-1] {
-			out = append(out, r)
-		}
-	}
-	s := out[0]
-	for _, r := range out[1:] {
-		s += "; " + r
-	}
-	return s
+	slices.Sort(rs)
+	return strings.Join(slices.Compact(rs), "; ")
 }
