@@ -108,6 +108,7 @@ func docker(t *testing.T, args ...string) string {
 // (containers, networks and volumes) at the end of the test.
 func newStack(t *testing.T, spec string) string {
 	t.Helper()
+	removeLeftovers(t, spec)
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "stack.yaml"), []byte(spec), 0o644))
 	t.Cleanup(func() {
@@ -117,6 +118,31 @@ func newStack(t *testing.T, spec string) string {
 		}
 	})
 	return dir
+}
+
+// removeLeftovers deletes what an aborted earlier run left of this stack
+// (its cleanup never ran): old volumes would hold databases initialised
+// with that run's passwords.
+func removeLeftovers(t *testing.T, spec string) {
+	t.Helper()
+	var name string
+	for _, line := range strings.Split(spec, "\n") {
+		if v, ok := strings.CutPrefix(line, "name: "); ok {
+			name = strings.TrimSpace(v)
+			break
+		}
+	}
+	require.NotEmpty(t, name)
+	label := "label=com.docker.compose.project=" + name
+	for _, kind := range [][]string{{"ps", "-aq"}, {"volume", "ls", "-q"}, {"network", "ls", "-q"}} {
+		ids := strings.Fields(docker(t, append(kind, "--filter", label)...))
+		if len(ids) == 0 {
+			continue
+		}
+		t.Logf("removing %d leftover %s of stack %s", len(ids), kind[0], name)
+		rm := map[string][]string{"ps": {"rm", "-f"}, "volume": {"volume", "rm", "-f"}, "network": {"network", "rm"}}[kind[0]]
+		docker(t, append(rm, ids...)...)
+	}
 }
 
 func probe(port int, path string) string {
