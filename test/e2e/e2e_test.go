@@ -27,9 +27,11 @@ import (
 )
 
 var (
-	bin      string // the orchestrator binary under test
-	webImage string
-	pgImage  string
+	// testDockerHost is DOCKER_HOST as the test process started ("" = default).
+	testDockerHost = os.Getenv("DOCKER_HOST")
+	bin            string // the orchestrator binary under test
+	webImage       string
+	pgImage        string
 )
 
 func TestMain(m *testing.M) {
@@ -97,9 +99,21 @@ func orch(t *testing.T, dir string, args ...string) result {
 	return result{code, out.String(), errb.String()}
 }
 
+// docker runs the docker CLI against the engine the tests started with,
+// whatever DOCKER_HOST a test sets for orchestrator.
 func docker(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("docker", args...).CombinedOutput()
+	cmd := exec.Command("docker", args...)
+	cmd.Env = []string{}
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "DOCKER_HOST=") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	if testDockerHost != "" {
+		cmd.Env = append(cmd.Env, "DOCKER_HOST="+testDockerHost)
+	}
+	out, err := cmd.CombinedOutput()
 	require.NoError(t, err, "docker %v: %s", args, out)
 	return strings.TrimSpace(string(out))
 }
@@ -472,18 +486,7 @@ func TestSSHHost(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	assert.Contains(t, r.stdout, `"container": "e2essh-api-1"`)
 	// The containers are real, on the engine behind the SSH hop.
-	assert.Equal(t, "healthy", dockerLocal(t, "inspect", "-f", "{{.State.Health.Status}}", "e2essh-api-1"))
-}
-
-// dockerLocal runs the docker CLI against the local engine, whatever
-// DOCKER_HOST the test set.
-func dockerLocal(t *testing.T, args ...string) string {
-	t.Helper()
-	cmd := exec.Command("docker", args...)
-	cmd.Env = append(os.Environ(), "DOCKER_HOST=unix:///var/run/docker.sock")
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "docker %v: %s", args, out)
-	return strings.TrimSpace(string(out))
+	assert.Equal(t, "healthy", docker(t, "inspect", "-f", "{{.State.Health.Status}}", "e2essh-api-1"))
 }
 
 // TestNetworkDriftScaleToZeroAndNoHealthcheck covers plan/up agreement on
