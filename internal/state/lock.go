@@ -31,6 +31,12 @@ const (
 // released lock is picked up promptly, long enough not to spin.
 var lockPollInterval = 150 * time.Millisecond
 
+// holderInfoGrace bounds how long a refused Lock waits for the holder's
+// details. A holder writes lock.info just after taking the flock, so a
+// loser that arrives in between would otherwise report an anonymous holder
+// (or the details a dead predecessor left behind).
+var holderInfoGrace = 2 * time.Second
+
 // LockInfo says who holds (or held) the lock.
 type LockInfo struct {
 	ID        string    `json:"id"`        // random hex, for a future force-unlock
@@ -116,6 +122,13 @@ func (s *Store) Lock(ctx context.Context, operation string, timeout time.Duratio
 		f.Close()
 		return nil, fmt.Errorf("secure lock file: %w", err)
 	}
+	// The details are gathered before taking the flock (os/user may read
+	// /etc/passwd) so the window in which we hold it anonymously is short.
+	info, err := s.newLockInfo(operation)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
 
 	start := time.Now()
 	deadline := start.Add(timeout)
@@ -137,12 +150,11 @@ func (s *Store) Lock(ctx context.Context, operation string, timeout time.Duratio
 		remaining := time.Until(deadline)
 		if remaining <= 0 {
 			f.Close()
-			holder, _ := s.readLockInfo()
 			le := &LockedError{Waited: time.Since(start)}
 			if timeout <= 0 {
 				le.Waited = 0
 			}
-			if holder != nil {
+			if holder := s.liveHolder(ctx); holder != nil {
 				le.Holder = *holder
 			}
 			return nil, le
@@ -176,10 +188,8 @@ func (s *Store) Lock(ctx context.Context, operation string, timeout time.Duratio
 	default:
 		l.Stale = stale
 	}
-	if l.Info, err = s.newLockInfo(operation); err != nil {
-		l.release()
-		return nil, err
-	}
+	l.Info = info
+	l.Info.Created = time.Now().UTC().Truncate(time.Second)
 	data, err := json.MarshalIndent(l.Info, "", "  ")
 	if err != nil {
 		l.release()
@@ -221,6 +231,39 @@ func (l *Lock) release() error {
 }
 
 var errCorruptLockInfo = errors.New("corrupt lock info")
+
+// liveHolder returns the details of whoever holds the flock now, polling for
+// up to holderInfoGrace while lock.info is missing, unreadable or left by a
+// process on this host that no longer exists. It returns nil when no such
+// details appear in time.
+func (s *Store) liveHolder(ctx context.Context) *LockInfo {
+	deadline := time.Now().Add(holderInfoGrace)
+	host, _ := os.Hostname()
+	for {
+		info, err := s.readLockInfo()
+		if err == nil && info != nil && (info.Host != host || processExists(info.PID)) {
+			return info
+		}
+		if time.Now().After(deadline) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// processExists reports whether pid names a process on this host; EPERM
+// means it exists but belongs to someone else.
+func processExists(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
 
 // readLockInfo returns nil, nil when there is no lock.info, so callers can
 // tell "nobody left details" from a real read failure.

@@ -163,20 +163,69 @@ func TestLockedErrorMessage(t *testing.T) {
 }
 
 func TestLockHolderDetailsNotYetWritten(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), DirName)
-	s := openStore(t, dir)
-
-	// A holder that has taken the flock but not yet written lock.info.
-	f, err := os.OpenFile(filepath.Join(dir, lockFileName), os.O_RDWR|os.O_CREATE, 0o600)
+	host, err := os.Hostname()
 	require.NoError(t, err)
-	defer f.Close()
-	require.NoError(t, flock(f, syscall.LOCK_EX|syscall.LOCK_NB))
+	live := LockInfo{ID: "feedfacefeedface", Operation: "up", Who: "root@" + host, PID: os.Getpid(), Host: host,
+		Created: time.Date(2026, 11, 27, 0, 12, 3, 0, time.UTC)}
+	dead := live
+	dead.ID, dead.PID = "0123456789abcdef", deadPID(t)
+	tests := []struct {
+		name       string
+		leftover   *LockInfo // lock.info present when the loser arrives
+		writeAfter time.Duration
+		want       LockInfo
+	}{
+		{name: "details written a moment after the flock", writeAfter: 200 * time.Millisecond, want: live},
+		{name: "dead predecessor's details replaced", leftover: &dead, writeAfter: 200 * time.Millisecond, want: live},
+		{name: "never written", want: LockInfo{}},
+		{name: "only a dead predecessor's details", leftover: &dead, want: LockInfo{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func(g time.Duration) { holderInfoGrace = g }(holderInfoGrace)
+			holderInfoGrace = time.Second
+			dir := filepath.Join(t.TempDir(), DirName)
+			s := openStore(t, dir)
+			writeInfo := func(info LockInfo) {
+				b, err := json.Marshal(info)
+				require.NoError(t, err)
+				require.NoError(t, writeAtomic(filepath.Join(dir, lockInfoName), b, 0o600))
+			}
+			if tt.leftover != nil {
+				writeInfo(*tt.leftover)
+			}
+			// A holder that has taken the flock but not yet written lock.info.
+			f, err := os.OpenFile(filepath.Join(dir, lockFileName), os.O_RDWR|os.O_CREATE, 0o600)
+			require.NoError(t, err)
+			defer f.Close()
+			require.NoError(t, flock(f, syscall.LOCK_EX|syscall.LOCK_NB))
+			if tt.writeAfter > 0 {
+				stop := time.AfterFunc(tt.writeAfter, func() { writeInfo(live) })
+				defer stop.Stop()
+			}
 
-	_, err = s.Lock(context.Background(), "up", 0)
-	var le *LockedError
-	require.ErrorAs(t, err, &le)
-	assert.Zero(t, le.Holder)
-	assert.Contains(t, err.Error(), "locked by another process; holder details not yet written")
+			start := time.Now()
+			_, err = s.Lock(context.Background(), "up", 0)
+			var le *LockedError
+			require.ErrorAs(t, err, &le)
+			assert.Less(t, time.Since(start), holderInfoGrace+time.Second, "the grace is bounded")
+			le.Holder.Created, tt.want.Created = time.Time{}, time.Time{}
+			assert.Equal(t, tt.want, le.Holder)
+			if tt.want == (LockInfo{}) {
+				assert.Contains(t, err.Error(), "locked by another process; holder details not yet written")
+			} else {
+				assert.Contains(t, err.Error(), fmt.Sprintf("locked by %s (pid %d, operation up)", live.Who, live.PID))
+			}
+		})
+	}
+}
+
+// deadPID returns the pid of a process that has exited and been reaped.
+func deadPID(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	require.NoError(t, cmd.Run())
+	return cmd.Process.Pid
 }
 
 func TestLockWaitsWithTimeout(t *testing.T) {
