@@ -16,6 +16,8 @@ sed -e "s|{{ .Name }}|demo|g" -e "s|{{ .Web }}|$ORCHESTRATOR_TESTENV_WEB_IMAGE|g
     -e "s|{{ .Postgres }}|$ORCHESTRATOR_TESTENV_POSTGRES_IMAGE|g" \
     test/e2e/testdata/platform.yaml.tmpl > "$dir/stack.yaml"
 cd "$dir"
-OPENAI_API_KEY="${OPENAI_API_KEY:-demo}" "$root/bin/orchestrator" up --skip-preflight
+# The example app takes a pass-through secret; up and plan both need it.
+export OPENAI_API_KEY="${OPENAI_API_KEY:-demo}"
+"$root/bin/orchestrator" up --skip-preflight
 "$root/bin/orchestrator" status
 "$root/bin/orchestrator" plan
