@@ -15,6 +15,7 @@ work="$(mktemp -d)"
 cd "$work"
 sed -e "s|{{ .Name }}|benchup|g" -e "s|{{ .Web }}|$ORCHESTRATOR_TESTENV_WEB_IMAGE|g" \
     -e "s|{{ .Postgres }}|$ORCHESTRATOR_TESTENV_POSTGRES_IMAGE|g" \
+    -e "s|{{ .HTTPPort }}|18180|g" -e "s|{{ .HTTPSPort }}|18543|g" \
     "$root/test/e2e/testdata/platform.yaml.tmpl" > stack.yaml
 export OPENAI_API_KEY=bench
 cleanup() { "$orch" down --volumes --yes --progress quiet >/dev/null 2>&1 || true; rm -rf "$work"; }

@@ -14,6 +14,7 @@ fi
 eval "$(bash hack/testenv/images.sh)"
 sed -e "s|{{ .Name }}|demo|g" -e "s|{{ .Web }}|$ORCHESTRATOR_TESTENV_WEB_IMAGE|g" \
     -e "s|{{ .Postgres }}|$ORCHESTRATOR_TESTENV_POSTGRES_IMAGE|g" \
+    -e "s|{{ .HTTPPort }}|18080|g" -e "s|{{ .HTTPSPort }}|18443|g" \
     test/e2e/testdata/platform.yaml.tmpl > "$dir/stack.yaml"
 cd "$dir"
 # The example app takes a pass-through secret; up and plan both need it.

@@ -38,8 +38,11 @@ func (b *builder) postgres() {
 		Ports:        []int{5432},
 		Volumes:      []model.VolumeMount{{Volume: "postgres-data", Target: dataDir}},
 		Networks:     []string{Internal},
-		Health:       health([]string{"CMD", "pg_isready", "-U", "postgres", "-d", "postgres"}, 10),
-		Stateful:     true,
+		// Over TCP, not the socket: on first boot the image's entrypoint
+		// runs a temporary server for its init scripts that listens on the
+		// socket only, and a socket probe would call that one healthy.
+		Health:   health([]string{"CMD", "pg_isready", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres"}, 10),
+		Stateful: true,
 	})
 
 	mounts := []model.SecretMount{{Secret: superPW, Target: "/run/secrets/" + superPW}}
@@ -74,6 +77,16 @@ func initScript(consumers []dbConsumer) string {
 set -eu
 PGPASSWORD="$(cat /run/secrets/postgres-password)"
 export PGPASSWORD
+# The server may still be restarting after its own first-boot init.
+tries=0
+until pg_isready --quiet; do
+  tries=$((tries + 1))
+  if [ "$tries" -ge 60 ]; then
+    echo "postgres-init: $PGHOST does not accept connections after 60 s" >&2
+    exit 1
+  fi
+  sleep 1
+done
 psql -v ON_ERROR_STOP=1 --quiet <<'SQL'
 `)
 	for _, c := range consumers {

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/aipairpro/orchestrator/internal/state"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
@@ -258,4 +260,20 @@ func TestUpRefusesUnsetPassThroughSecrets(t *testing.T) {
 	r := run(t, dir, "up")
 	assert.Equal(t, 1, r.code)
 	assert.Contains(t, r.stderr, "secrets listed in the spec are not set in the environment: ORCH_TEST_UNSET_TOKEN (service app)")
+}
+
+// TestCommandsThatWriteTakeTheLock: plan and render write the same files an
+// up uses, so while another run holds the stack they must not run either.
+func TestCommandsThatWriteTakeTheLock(t *testing.T) {
+	dir := copyExample(t, "minimal")
+	store, err := state.Open(filepath.Join(dir, state.DirName))
+	require.NoError(t, err)
+	lock, err := store.Lock(context.Background(), "up", 0)
+	require.NoError(t, err)
+	defer lock.Unlock()
+	for _, args := range [][]string{{"up"}, {"plan"}, {"down"}, {"render"}} {
+		r := run(t, dir, args...)
+		assert.Equal(t, 1, r.code, "%v: %s", args, r.stderr)
+		assert.Contains(t, r.stderr, fmt.Sprintf("stack is locked by %s (pid %d, operation up)", lock.Info.Who, os.Getpid()), args)
+	}
 }

@@ -48,7 +48,7 @@ you are asked to confirm (or pass --yes).`,
 }
 
 func runDown(ctx context.Context, opts *DownOptions) error {
-	lock, err := lockStack(ctx, opts.IO, opts.Config, "down", opts.LockTimeout)
+	lock, err := lockStack(ctx, opts.IO, opts.Config.StateDir, "down", opts.LockTimeout)
 	if err != nil {
 		return err
 	}

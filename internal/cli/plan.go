@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/spf13/cobra"
 )
@@ -14,6 +15,7 @@ type PlanOptions struct {
 	Flags            phase1Flags
 	Output           string
 	DetailedExitcode bool
+	LockTimeout      time.Duration
 }
 
 // NewCmdPlan builds `orchestrator plan`.
@@ -25,7 +27,8 @@ func NewCmdPlan(f *Factory) *cobra.Command {
 		Long: `Plan compares the rendered stack (desired) with the project's containers, networks and
 volumes on the engine (actual) and lists, per resource, create, update (recreate),
 delete or no-op with the reason. Containers stopped, removed or changed by hand show
-up as drift. Secrets appear only as digests.
+up as drift. Secrets appear only as digests. Like up, plan takes the stack's lock while
+it renders, so it never rewrites files under a running up.
 
 Exit codes with --detailed-exitcode: 0 no changes, 1 error, 2 changes.`,
 		Example: `  orchestrator plan
@@ -42,11 +45,17 @@ Exit codes with --detailed-exitcode: 0 no changes, 1 error, 2 changes.`,
 	opts.Flags.register(cmd, false)
 	cmd.Flags().StringVar(&opts.Output, "output", "text", "output format: text or json")
 	cmd.Flags().BoolVar(&opts.DetailedExitcode, "detailed-exitcode", false, "exit 2 when there are changes, 0 when there are none")
+	cmd.Flags().DurationVar(&opts.LockTimeout, "lock-timeout", 0, "wait this long for another run on this stack to finish (default: fail at once)")
 	return cmd
 }
 
 func runPlan(ctx context.Context, opts *PlanOptions) error {
 	opts.Flags.Progress = "quiet"
+	lock, err := lockStack(ctx, opts.IO, opts.Config.StateDir, "plan", opts.LockTimeout)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	p, err := openPhase1(ctx, opts.IO, opts.Config, &opts.Flags, true)
 	if err != nil {
 		return err

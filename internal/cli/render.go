@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 	"go.yaml.in/yaml/v3"
@@ -24,8 +25,9 @@ type RenderOptions struct {
 	Phase    int
 	OutDir   string
 	// Effective prints the spec with every default filled in, instead of rendering.
-	Effective bool
-	Output    string
+	Effective   bool
+	Output      string
+	LockTimeout time.Duration
 }
 
 // NewCmdRender builds `orchestrator render`.
@@ -37,7 +39,8 @@ func NewCmdRender(f *Factory) *cobra.Command {
 		Long: `Render writes the target's files for the stack: for --phase=1, DIR/docker-compose.yml
 plus the proxy's Caddyfile and the database init script. Secret values never go
 into DIR: they stay in the state directory, which the compose file references.
-The output is byte-for-byte the same for the same spec and state.`,
+The output is byte-for-byte the same for the same spec and state. Render takes the
+stack's lock, so it never rewrites files under a running up.`,
 		Example: `  orchestrator render --phase=1 -f stack.yaml -o deploy
   orchestrator render --effective`,
 		Args: cobra.NoArgs,
@@ -61,6 +64,7 @@ The output is byte-for-byte the same for the same spec and state.`,
 	fl.StringVarP(&opts.OutDir, "out", "o", "", "output directory (default rendered/phase<N> beside the spec)")
 	fl.BoolVar(&opts.Effective, "effective", false, "print the spec with every default filled in, and render nothing")
 	fl.StringVar(&opts.Output, "output", "text", "output format of the summary: text or json")
+	fl.DurationVar(&opts.LockTimeout, "lock-timeout", 0, "wait this long for another run on this stack to finish (default: fail at once)")
 	return cmd
 }
 
@@ -75,6 +79,11 @@ func runRender(ctx context.Context, opts *RenderOptions) error {
 	if opts.Phase == 2 {
 		return fmt.Errorf("phase 2 rendering (kubernetes + opentofu) is not in this version yet; render --phase=1")
 	}
+	lock, err := lockStack(ctx, opts.IO, opts.StateDir, "render", opts.LockTimeout)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	store, err := state.Open(opts.StateDir)
 	if err != nil {
 		return err

@@ -57,7 +57,7 @@ Volumes are never deleted, and a volume whose configuration diverged is kept.`,
 }
 
 func runUp(ctx context.Context, opts *UpOptions) error {
-	lock, err := lockStack(ctx, opts.IO, opts.Config, "up", opts.LockTimeout)
+	lock, err := lockStack(ctx, opts.IO, opts.Config.StateDir, "up", opts.LockTimeout)
 	if err != nil {
 		return err
 	}
@@ -92,9 +92,19 @@ func runUp(ctx context.Context, opts *UpOptions) error {
 	if errors.Is(upErr, context.Canceled) || ctx.Err() != nil {
 		return fmt.Errorf("interrupted: the next up converges from where this one stopped")
 	}
-	explainCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	failures, err := p.target.Explain(explainCtx, p.project)
+	var failures []compose.Failure
+	if pl.HasChanges() {
+		explainCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		failures, err = p.target.Explain(explainCtx, p.project)
+	} else {
+		// Compose did not run, so nothing waited: containers the engine
+		// has just restarted may still be starting.
+		failures, err = waitStarting(ctx, opts.IO, p, opts.WaitTimeout)
+	}
+	if ctx.Err() != nil {
+		return fmt.Errorf("interrupted: the next up converges from where this one stopped")
+	}
 	if err != nil && upErr == nil {
 		return err
 	}
@@ -113,6 +123,37 @@ func runUp(ctx context.Context, opts *UpOptions) error {
 	}
 	printEndpoints(opts.IO, p)
 	return nil
+}
+
+// waitStarting polls the services until none is still starting or timeout
+// passes, and returns what is then not up.
+func waitStarting(ctx context.Context, io *IOStreams, p *phase1, timeout time.Duration) ([]compose.Failure, error) {
+	deadline := time.Now().Add(timeout)
+	announced := false
+	for {
+		failures, err := p.target.Explain(ctx, p.project)
+		if err != nil {
+			return nil, err
+		}
+		var starting []string
+		for _, f := range failures {
+			if f.Starting() {
+				starting = append(starting, f.Container)
+			}
+		}
+		if len(starting) == 0 || time.Now().After(deadline) {
+			return failures, nil
+		}
+		if !announced {
+			fmt.Fprintf(io.ErrOut, "Waiting for %s to become healthy: %s\n", plural(len(starting), "container"), strings.Join(starting, ", "))
+			announced = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // appliedFile records the last successful up, so plan can tell drift
@@ -200,8 +241,8 @@ func printEndpoints(io *IOStreams, p *phase1) {
 	fmt.Fprintf(io.Out, "Credentials are kept in %s (0600 files; never printed).\n", p.store.Dir())
 }
 
-func lockStack(ctx context.Context, io *IOStreams, cfg *Config, op string, timeout time.Duration) (*state.Lock, error) {
-	store, err := state.Open(cfg.StateDir)
+func lockStack(ctx context.Context, io *IOStreams, stateDir, op string, timeout time.Duration) (*state.Lock, error) {
+	store, err := state.Open(stateDir)
 	if err != nil {
 		return nil, err
 	}
@@ -210,8 +251,15 @@ func lockStack(ctx context.Context, io *IOStreams, cfg *Config, op string, timeo
 		return nil, err
 	}
 	if s := lock.Stale; s != nil {
-		fmt.Fprintf(io.ErrOut, "Note: a previous %s (pid %d, %s, since %s) did not finish; converging from where it stopped.\n",
-			orUnknown(s.Operation), s.PID, orUnknown(s.Who), s.Created.Format(time.RFC3339))
+		next := "converging from where it stopped"
+		switch op {
+		case "plan":
+			next = "the plan shows what is left to do"
+		case "render":
+			next = "up converges from where it stopped"
+		}
+		fmt.Fprintf(io.ErrOut, "Note: a previous %s (pid %d, %s, since %s) did not finish; %s.\n",
+			orUnknown(s.Operation), s.PID, orUnknown(s.Who), s.Created.Format(time.RFC3339), next)
 	}
 	return lock, nil
 }

@@ -195,7 +195,10 @@ func (s *Store) Lock(ctx context.Context, operation string, timeout time.Duratio
 		l.release()
 		return nil, err
 	}
-	if err := writeAtomic(l.infoPath, append(data, '\n'), fileMode); err != nil {
+	// Not synced: lock.info is advisory, and an fsync stalled behind other
+	// I/O would keep others from learning who holds the lock. After a
+	// crash a torn file reads as corrupt, which still counts as stale.
+	if err := replace(l.infoPath, append(data, '\n'), fileMode, false); err != nil {
 		l.release()
 		return nil, fmt.Errorf("write %s: %w", lockInfoName, err)
 	}

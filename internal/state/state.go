@@ -103,7 +103,7 @@ func (s *Store) createOnce(path, value string) (string, error) {
 	if err := os.MkdirAll(filepath.Dir(path), dirMode); err != nil {
 		return "", err
 	}
-	tmp, err := writeTemp(path, []byte(value), fileMode)
+	tmp, err := writeTemp(path, []byte(value), fileMode, true)
 	if err != nil {
 		return "", err
 	}
@@ -141,7 +141,13 @@ func (s *Store) WriteFile(rel string, data []byte) error {
 // writeAtomic writes through a temporary file in the same directory and a
 // rename, so an interrupted write never leaves a half-written file.
 func writeAtomic(path string, data []byte, mode fs.FileMode) error {
-	tmp, err := writeTemp(path, data, mode)
+	return replace(path, data, mode, true)
+}
+
+// replace swaps data in at path with a rename, so readers see the old or
+// the new content, never a mix. sync makes the content durable first.
+func replace(path string, data []byte, mode fs.FileMode, sync bool) error {
+	tmp, err := writeTemp(path, data, mode, sync)
 	if err != nil {
 		return err
 	}
@@ -149,9 +155,10 @@ func writeAtomic(path string, data []byte, mode fs.FileMode) error {
 	return os.Rename(tmp, path)
 }
 
-// writeTemp writes data, synced, to a new temporary file beside path and
-// returns its name; the caller renames or links it into place.
-func writeTemp(path string, data []byte, mode fs.FileMode) (string, error) {
+// writeTemp writes data to a new temporary file beside path (synced when
+// sync is set) and returns its name; the caller renames or links it into
+// place.
+func writeTemp(path string, data []byte, mode fs.FileMode, sync bool) (string, error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return "", err
@@ -160,7 +167,7 @@ func writeTemp(path string, data []byte, mode fs.FileMode) (string, error) {
 	if err == nil {
 		_, err = f.Write(data)
 	}
-	if err == nil {
+	if err == nil && sync {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {

@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -82,11 +83,18 @@ type result struct {
 	stdout, stderr string
 }
 
-// orch runs the binary in dir.
+// orch runs the binary in dir, without any ORCHESTRATOR_* settings of the
+// environment the tests run in (a state directory from there would be
+// shared by every stack).
 func orch(t *testing.T, dir string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "ORCHESTRATOR_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -163,15 +171,28 @@ func probe(port int, path string) string {
 	return fmt.Sprintf(`{test: [CMD, /standin, probe, "http://127.0.0.1:%d%s"], interval: 2s, timeout: 3s, retries: 30}`, port, path)
 }
 
-// platformSpec is the whole platform with stand-ins: testdata/platform.yaml.tmpl.
-func platformSpec(t *testing.T, name string) string {
+// platformSpec is the whole platform with stand-ins
+// (testdata/platform.yaml.tmpl), its proxy published on httpsPort and a
+// free port for HTTP.
+func platformSpec(t *testing.T, name string, httpsPort int) string {
 	t.Helper()
 	raw, err := os.ReadFile("testdata/platform.yaml.tmpl")
 	require.NoError(t, err)
 	tmpl := template.Must(template.New("platform").Parse(string(raw)))
 	var b strings.Builder
-	require.NoError(t, tmpl.Execute(&b, map[string]string{"Name": name, "Web": webImage, "Postgres": pgImage}))
+	require.NoError(t, tmpl.Execute(&b, map[string]any{"Name": name, "Web": webImage, "Postgres": pgImage,
+		"HTTPPort": freePort(t), "HTTPSPort": httpsPort}))
 	return b.String()
+}
+
+// freePort returns a host port nothing listens on now, so a stack left
+// running by `make demo` or a killed benchmark cannot collide with the tests.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", ":0")
+	require.NoError(t, err)
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // smallSpec is a quick stack without the proxy (no host ports), for the
@@ -259,11 +280,12 @@ func requireNoChanges(t *testing.T, dir string) {
 // TestPlatform is the main scenario on the full topology.
 func TestPlatform(t *testing.T) {
 	const name = "e2eplat"
-	dir := newStack(t, platformSpec(t, name))
+	httpsPort := freePort(t)
+	dir := newStack(t, platformSpec(t, name, httpsPort))
 	t.Setenv("OPENAI_API_KEY", "sk-e2e-not-a-real-key")
 
 	r := requireUp(t, dir, "--skip-preflight")
-	assert.Contains(t, r.stdout, "https://kestra.e2eplat.localhost:18443")
+	assert.Contains(t, r.stdout, fmt.Sprintf("https://kestra.e2eplat.localhost:%d", httpsPort))
 	assert.Contains(t, r.stdout, "password in secrets/portainer-admin-password")
 	for _, f := range []string{"postgres-password", "db-app-password", "kestra-admin-password", "portainer-admin-password"} {
 		assert.NotContains(t, r.stdout+r.stderr, secret(t, dir, f), "up printed secret %s", f)
@@ -365,7 +387,7 @@ domain: e2esick.localhost
 services:
   flaky: {image: %s, env: {FAIL_HEALTH: "1"}}
 overrides:
-  flaky: {healthcheck: {test: [CMD, /standin, probe, "http://127.0.0.1:8080/healthz"], interval: 1s, timeout: 2s, retries: 2}}
+  flaky: {healthcheck: {test: [CMD, /standin, probe, "http://127.0.0.1:8080/healthz"], interval: 1s, timeout: 10s, retries: 2}}
 `, webImage))
 	r := orch(t, dir, "up", "--progress", "plain", "--wait-timeout", "60s")
 	assert.Equal(t, 1, r.code)
@@ -444,6 +466,15 @@ func TestKilledUpConverges(t *testing.T) {
 	require.True(t, killed, "up finished before it could be killed")
 	require.NotNil(t, cmd.ProcessState)
 	assert.Equal(t, "signal: killed", cmd.ProcessState.String())
+	// The engine finishes requests the killed client had in flight; wait
+	// for that, or the next up could race a container create it sent.
+	settled := ""
+	require.Eventually(t, func() bool {
+		ids := containerIDs(t, name)
+		ok := ids == settled
+		settled = ids
+		return ok
+	}, time.Minute, time.Second, "the killed up's containers never settled")
 
 	r := requireUp(t, dir, "--skip-preflight")
 	assert.Contains(t, r.stderr, "did not finish; converging from where it stopped")
@@ -453,6 +484,15 @@ func TestKilledUpConverges(t *testing.T) {
 	out, err := exec.CommandContext(ctx, "docker", "inspect", "-f", "{{.State.Health.Status}}", name+"-api-1").CombinedOutput()
 	require.NoError(t, err, string(out))
 	assert.Equal(t, "healthy", strings.TrimSpace(string(out)))
+
+	// Restarted by the engine (as after a reboot), the container is
+	// "starting" again: with nothing to change, up waits for it instead
+	// of calling it a failure.
+	docker(t, "restart", name+"-api-1")
+	r = requireUp(t, dir, "--skip-preflight")
+	assert.Contains(t, r.stderr, "No changes: the engine already runs what the spec says.")
+	assert.Contains(t, r.stderr, "Waiting for 1 container to become healthy: "+name+"-api-1")
+	assert.Equal(t, "healthy", docker(t, "inspect", "-f", "{{.State.Health.Status}}", name+"-api-1"))
 }
 
 type io_discard struct{}

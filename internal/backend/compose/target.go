@@ -229,6 +229,13 @@ type Failure struct {
 	LastLogs  []string
 }
 
+// Starting reports whether the service is running and its healthcheck has
+// not decided yet (for example just after the engine restarted it): worth
+// waiting for, not yet a failure.
+func (f Failure) Starting() bool {
+	return f.State == string(container.StateRunning) && f.Health == string(container.Starting)
+}
+
 // Explain collects, for every service that is neither healthy nor (for a
 // one-shot) completed, its state, last healthcheck output and last logs.
 func (t *Target) Explain(ctx context.Context, p *types.Project) ([]Failure, error) {

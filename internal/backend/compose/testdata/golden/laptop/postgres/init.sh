@@ -6,6 +6,16 @@
 set -eu
 PGPASSWORD="$(cat /run/secrets/postgres-password)"
 export PGPASSWORD
+# The server may still be restarting after its own first-boot init.
+tries=0
+until pg_isready --quiet; do
+  tries=$((tries + 1))
+  if [ "$tries" -ge 60 ]; then
+    echo "postgres-init: $PGHOST does not accept connections after 60 s" >&2
+    exit 1
+  fi
+  sleep 1
+done
 psql -v ON_ERROR_STOP=1 --quiet <<'SQL'
 -- app
 \set pw `cat /run/secrets/db-app-password`
