@@ -100,7 +100,7 @@ type builder struct {
 	data      *data
 	dep       *model.Deployment
 	secrets   map[string]model.Secret
-	consumers []dbConsumer
+	consumers []string // of the shared PostgreSQL, each with its own role and database
 	ds        diag.Diagnostics
 }
 

@@ -8,17 +8,10 @@ import (
 	"github.com/aipairpro/orchestrator/templates"
 )
 
-// dbConsumer is one user of the shared PostgreSQL: it gets a role and,
-// unless it creates its own, a database of the same name.
-type dbConsumer struct {
-	name     string
-	createDB bool // the role may create databases (Temporal makes its own)
-	ownDB    bool // create a database named after the role
-}
-
-// database registers a consumer and returns the secret name of its password.
-func (b *builder) database(name string, ownDB, createDB bool) string {
-	b.consumers = append(b.consumers, dbConsumer{name: name, ownDB: ownDB, createDB: createDB})
+// database registers a user of the shared PostgreSQL, which gets a role and
+// a database of the same name, and returns the secret name of its password.
+func (b *builder) database(name string) string {
+	b.consumers = append(b.consumers, name)
 	return b.secret("db-"+name+"-password", model.Password)
 }
 
@@ -49,7 +42,7 @@ func (b *builder) app() {
 }
 
 func (b *builder) withDatabase(s *model.Service, consumer string) {
-	b.database(consumer, true, false)
+	b.database(consumer)
 	s.SecretEnv = map[string]string{"DATABASE_URL": databaseURL(consumer)}
 	s.Networks = appendUnique(s.Networks, Internal)
 	s.DependsOn = append(s.DependsOn, model.Dependency{Service: "postgres-init", Condition: model.Completed})
@@ -188,7 +181,7 @@ func redis(name, component, image string) model.Service {
 }
 
 func (b *builder) kestra() {
-	b.database("kestra", true, false)
+	b.database("kestra")
 	b.secret("kestra-admin-password", model.Password)
 	b.secret("kestra-encryption-key", model.Key32)
 	tmpl, err := templates.FS.ReadFile("catalog/kestra-application.yml")
@@ -220,9 +213,12 @@ func (b *builder) kestra() {
 }
 
 func (b *builder) postiz() {
-	b.database("postiz", true, false)
-	// Temporal creates its own databases, so its role may create them.
-	templPW := b.database("temporal", false, true)
+	b.database("postiz")
+	// postgres-init creates Temporal's database: auto-setup creates none
+	// when the database is named after the user (it expects the postgres
+	// image's POSTGRES_DB to have made it), and with Elasticsearch
+	// visibility it needs no second one. SKIP_DB_CREATE says so outright.
+	templPW := b.database("temporal")
 	b.secret("postiz-jwt-secret", model.Token)
 	b.add(redis("postiz-redis", "postiz", b.image("postiz-redis", "postiz")))
 	b.add(model.Service{
@@ -249,6 +245,7 @@ func (b *builder) postiz() {
 			"DB_PORT":                  "5432",
 			"POSTGRES_SEEDS":           "postgres",
 			"POSTGRES_USER":            "temporal",
+			"SKIP_DB_CREATE":           "true",
 			"DYNAMIC_CONFIG_FILE_PATH": "config/dynamicconfig/development-sql.yaml",
 			"ENABLE_ES":                "true",
 			"ES_SEEDS":                 "temporal-elasticsearch",

@@ -46,9 +46,9 @@ func (b *builder) postgres() {
 	})
 
 	mounts := []model.SecretMount{{Secret: superPW, Target: "/run/secrets/" + superPW}}
-	sort.Slice(b.consumers, func(i, j int) bool { return b.consumers[i].name < b.consumers[j].name })
+	sort.Strings(b.consumers)
 	for _, c := range b.consumers {
-		name := "db-" + c.name + "-password"
+		name := "db-" + c + "-password"
 		mounts = append(mounts, model.SecretMount{Secret: name, Target: "/run/secrets/" + name})
 	}
 	b.dep.Files = append(b.dep.Files, model.File{Path: "postgres/init.sh", Content: []byte(initScript(b.consumers)), Mode: 0o644})
@@ -67,7 +67,7 @@ func (b *builder) postgres() {
 // initScript creates what is missing and sets every password from its
 // secret file. Passwords reach psql through \set with a backtick command,
 // so they never appear in a process's arguments or in this file.
-func initScript(consumers []dbConsumer) string {
+func initScript(consumers []string) string {
 	var sb strings.Builder
 	sb.WriteString(`#!/bin/sh
 # Rendered by orchestrator. Do not edit: change stack.yaml and render again.
@@ -90,17 +90,11 @@ done
 psql -v ON_ERROR_STOP=1 --quiet <<'SQL'
 `)
 	for _, c := range consumers {
-		attrs := "LOGIN"
-		if c.createDB {
-			attrs += " CREATEDB"
-		}
-		fmt.Fprintf(&sb, "-- %s\n", c.name)
-		fmt.Fprintf(&sb, "\\set pw `cat /run/secrets/db-%s-password`\n", c.name)
-		fmt.Fprintf(&sb, "SELECT 'CREATE ROLE \"%s\"' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%s')\\gexec\n", c.name, c.name)
-		fmt.Fprintf(&sb, "ALTER ROLE \"%s\" WITH %s PASSWORD :'pw';\n", c.name, attrs)
-		if c.ownDB {
-			fmt.Fprintf(&sb, "SELECT 'CREATE DATABASE \"%s\" OWNER \"%s\"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '%s')\\gexec\n", c.name, c.name, c.name)
-		}
+		fmt.Fprintf(&sb, "-- %s\n", c)
+		fmt.Fprintf(&sb, "\\set pw `cat /run/secrets/db-%s-password`\n", c)
+		fmt.Fprintf(&sb, "SELECT 'CREATE ROLE \"%s\"' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%s')\\gexec\n", c, c)
+		fmt.Fprintf(&sb, "ALTER ROLE \"%s\" WITH LOGIN NOCREATEDB PASSWORD :'pw';\n", c)
+		fmt.Fprintf(&sb, "SELECT 'CREATE DATABASE \"%s\" OWNER \"%s\"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '%s')\\gexec\n", c, c, c)
 	}
 	sb.WriteString("SQL\necho \"postgres-init: roles and databases are in place\"\n")
 	return sb.String()

@@ -293,7 +293,7 @@ func TestPlatform(t *testing.T) {
 
 	t.Run("every consumer has its database, user and password", func(t *testing.T) {
 		for _, c := range []struct{ role, db string }{
-			{"app", "app"}, {"worker", "worker"}, {"kestra", "kestra"}, {"postiz", "postiz"}, {"temporal", "postgres"},
+			{"app", "app"}, {"worker", "worker"}, {"kestra", "kestra"}, {"postiz", "postiz"}, {"temporal", "temporal"},
 		} {
 			out, err := psql(t, name, c.role, secret(t, dir, "db-"+c.role+"-password"), c.db, "select current_user || '@' || current_database()")
 			require.NoError(t, err, out)

@@ -20,12 +20,12 @@ psql -v ON_ERROR_STOP=1 --quiet <<'SQL'
 -- app
 \set pw `cat /run/secrets/db-app-password`
 SELECT 'CREATE ROLE "app"' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app')\gexec
-ALTER ROLE "app" WITH LOGIN PASSWORD :'pw';
+ALTER ROLE "app" WITH LOGIN NOCREATEDB PASSWORD :'pw';
 SELECT 'CREATE DATABASE "app" OWNER "app"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'app')\gexec
 -- kestra
 \set pw `cat /run/secrets/db-kestra-password`
 SELECT 'CREATE ROLE "kestra"' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kestra')\gexec
-ALTER ROLE "kestra" WITH LOGIN PASSWORD :'pw';
+ALTER ROLE "kestra" WITH LOGIN NOCREATEDB PASSWORD :'pw';
 SELECT 'CREATE DATABASE "kestra" OWNER "kestra"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'kestra')\gexec
 SQL
 echo "postgres-init: roles and databases are in place"

@@ -20,7 +20,7 @@ psql -v ON_ERROR_STOP=1 --quiet <<'SQL'
 -- app
 \set pw `cat /run/secrets/db-app-password`
 SELECT 'CREATE ROLE "app"' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app')\gexec
-ALTER ROLE "app" WITH LOGIN PASSWORD :'pw';
+ALTER ROLE "app" WITH LOGIN NOCREATEDB PASSWORD :'pw';
 SELECT 'CREATE DATABASE "app" OWNER "app"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'app')\gexec
 SQL
 echo "postgres-init: roles and databases are in place"
