@@ -3,8 +3,11 @@ package cli
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -80,6 +83,11 @@ func runDown(ctx context.Context, opts *DownOptions) error {
 	}
 	if err := p.target.Down(ctx, p.stack.Name, nil, opts.Volumes); err != nil {
 		return fmt.Errorf("down: %w", err)
+	}
+	// What down removed was not removed by hand: forget the last up, so
+	// the next plan shows creations rather than drift.
+	if err := os.Remove(filepath.Join(p.store.Dir(), appliedFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 	if opts.Volumes {
 		fmt.Fprintf(opts.IO.Out, "Stack %s is down; its volumes were deleted.\n", p.stack.Name)

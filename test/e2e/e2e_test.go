@@ -358,6 +358,10 @@ func TestPlatform(t *testing.T) {
 		assert.Contains(t, r.stdout, "volumes and data are kept")
 		assert.Empty(t, containerIDs(t, name))
 		assert.Contains(t, docker(t, "volume", "ls", "-q"), name+"_postgres-data")
+		// Taken down on purpose, the services are to be created, not drift.
+		after := changed(t, dir)
+		assert.Contains(t, after, "service.postgres: create")
+		assert.NotContains(t, strings.Join(after, "\n"), "[drift]")
 		requireUp(t, dir, "--skip-preflight")
 		out, err := psql(t, name, "app", pw, "app", "select body from notes")
 		require.NoError(t, err, out)
