@@ -10,10 +10,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aipairpro/orchestrator/internal/state"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/aipairpro/orchestrator/internal/state"
 )
 
 type result struct {
