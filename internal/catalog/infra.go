@@ -58,9 +58,13 @@ func (b *builder) postgres() {
 		Env:          map[string]string{"PGHOST": "postgres", "PGUSER": "postgres", "PGDATABASE": "postgres"},
 		SecretMounts: mounts,
 		FileMounts:   []model.FileMount{{File: "postgres/init.sh", Target: "/orchestrator/init.sh"}},
-		Networks:     []string{Internal},
-		DependsOn:    []model.Dependency{{Service: "postgres", Condition: model.Healthy}},
-		OneShot:      true,
+		// The image declares its data directory a VOLUME: without a mount
+		// there, every postgres-init container would leave an anonymous
+		// volume behind after a plain `down`.
+		Volumes:   []model.VolumeMount{{Scratch: true, Target: dataDir}},
+		Networks:  []string{Internal},
+		DependsOn: []model.Dependency{{Service: "postgres", Condition: model.Healthy}},
+		OneShot:   true,
 	})
 }
 

@@ -122,10 +122,13 @@ type PortBinding struct {
 	Protocol string
 }
 
-// VolumeMount is a named volume (Volume) or a host path (HostPath).
+// VolumeMount is a named volume (Volume), a host path (HostPath), or, with
+// both empty and Scratch set, an empty in-memory directory that lives as
+// long as the container.
 type VolumeMount struct {
 	Volume   string
 	HostPath string
+	Scratch  bool
 	Target   string
 	ReadOnly bool
 }

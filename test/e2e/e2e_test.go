@@ -291,6 +291,20 @@ func TestPlatform(t *testing.T) {
 		assert.NotContains(t, r.stdout+r.stderr, secret(t, dir, f), "up printed secret %s", f)
 	}
 
+	t.Run("no service leaves an anonymous volume behind", func(t *testing.T) {
+		// Images that declare a VOLUME get an anonymous one wherever the
+		// service mounts nothing; a plain down would orphan it.
+		for _, id := range strings.Fields(containerIDs(t, name)) {
+			mounts := docker(t, "inspect", "-f", `{{.Name}}{{range .Mounts}} {{.Type}}:{{.Name}}{{end}}`, id)
+			for _, m := range strings.Fields(mounts)[1:] {
+				kind, volume, _ := strings.Cut(m, ":")
+				if kind == "volume" {
+					assert.True(t, strings.HasPrefix(volume, name+"_"), "%s mounts anonymous volume %s", strings.Fields(mounts)[0], volume)
+				}
+			}
+		}
+	})
+
 	t.Run("every consumer has its database, user and password", func(t *testing.T) {
 		for _, c := range []struct{ role, db string }{
 			{"app", "app"}, {"worker", "worker"}, {"kestra", "kestra"}, {"postiz", "postiz"}, {"temporal", "temporal"},

@@ -208,9 +208,12 @@ func (r *renderer) service(s model.Service, usedSecrets map[string]bool) (types.
 		})
 	}
 	for _, v := range s.Volumes {
-		if v.Volume != "" {
+		switch {
+		case v.Volume != "":
 			svc.Volumes = append(svc.Volumes, types.ServiceVolumeConfig{Type: types.VolumeTypeVolume, Source: v.Volume, Target: v.Target, ReadOnly: v.ReadOnly})
-		} else {
+		case v.Scratch:
+			svc.Volumes = append(svc.Volumes, types.ServiceVolumeConfig{Type: types.VolumeTypeTmpfs, Target: v.Target, ReadOnly: v.ReadOnly})
+		default:
 			svc.Volumes = append(svc.Volumes, types.ServiceVolumeConfig{Type: types.VolumeTypeBind, Source: v.HostPath, Target: v.Target, ReadOnly: v.ReadOnly})
 		}
 	}
