@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
 	"github.com/spf13/cobra"
@@ -68,13 +69,9 @@ type phase1 struct {
 // openPhase1 loads the spec, renders it (the same code path as `render`),
 // connects to the engine and loads the rendered project the way compose
 // does. What is applied is exactly what `render --phase=1` writes.
-func openPhase1(ctx context.Context, io *IOStreams, cfg *Config, pf *phase1Flags, needProject bool) (*phase1, error) {
+func openPhase1(ctx context.Context, io *IOStreams, cfg *Config, store *state.Store, pf *phase1Flags, needProject bool) (*phase1, error) {
 	st, src, ds := spec.LoadFile(cfg.File)
 	if err := reportDiagnostics(io, cfg.File, src, ds); err != nil {
-		return nil, err
-	}
-	store, err := state.Open(cfg.StateDir)
-	if err != nil {
 		return nil, err
 	}
 	out := pf.OutDir
@@ -96,10 +93,11 @@ func openPhase1(ctx context.Context, io *IOStreams, cfg *Config, pf *phase1Flags
 	if host == "" {
 		host = st.Phase1.Host
 	}
-	p.target, err = compose.NewTarget(ctx, compose.TargetOptions{Host: host, Progress: pf.Progress, Out: io.ErrOut, IsTTY: isTerminal(io.ErrOut)})
+	target, err := compose.NewTarget(ctx, compose.TargetOptions{Host: host, Progress: pf.Progress, Out: io.ErrOut, IsTTY: isTerminal(io.ErrOut)})
 	if err != nil {
 		return nil, err
 	}
+	p.target = target
 	if needProject {
 		abs, err := filepath.Abs(out)
 		if err != nil {
@@ -110,6 +108,46 @@ func openPhase1(ctx context.Context, io *IOStreams, cfg *Config, pf *phase1Flags
 		}
 	}
 	return p, nil
+}
+
+// lockStack opens the state directory and takes the stack's lock for op,
+// noting a previous run that did not finish.
+func lockStack(ctx context.Context, io *IOStreams, stateDir, op string, timeout time.Duration) (*state.Store, *state.Lock, error) {
+	store, err := state.Open(stateDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	lock, err := store.Lock(ctx, op, timeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s := lock.Stale; s != nil {
+		next := "converging from where it stopped"
+		switch op {
+		case "plan":
+			next = "the plan shows what is left to do"
+		case "render":
+			next = "up converges from where it stopped"
+		}
+		fmt.Fprintf(io.ErrOut, "Note: a previous %s (pid %d, %s, since %s) did not finish; %s.\n",
+			orUnknown(s.Operation), s.PID, orUnknown(s.Who), s.Created.Format(time.RFC3339), next)
+	}
+	return store, lock, nil
+}
+
+// openPhase1Locked is openPhase1 under the stack's lock, for the commands
+// that change the stack or rewrite its files; the caller unlocks.
+func openPhase1Locked(ctx context.Context, io *IOStreams, cfg *Config, pf *phase1Flags, op string, timeout time.Duration, needProject bool) (*phase1, *state.Lock, error) {
+	store, lock, err := lockStack(ctx, io, cfg.StateDir, op, timeout)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := openPhase1(ctx, io, cfg, store, pf, needProject)
+	if err != nil {
+		_ = lock.Unlock()
+		return nil, nil, err
+	}
+	return p, lock, nil
 }
 
 func isTerminal(w any) bool {

@@ -51,15 +51,11 @@ you are asked to confirm (or pass --yes).`,
 }
 
 func runDown(ctx context.Context, opts *DownOptions) error {
-	lock, err := lockStack(ctx, opts.IO, opts.Config.StateDir, "down", opts.LockTimeout)
+	p, lock, err := openPhase1Locked(ctx, opts.IO, opts.Config, &opts.Flags, "down", opts.LockTimeout, false)
 	if err != nil {
 		return err
 	}
 	defer lock.Unlock()
-	p, err := openPhase1(ctx, opts.IO, opts.Config, &opts.Flags, false)
-	if err != nil {
-		return err
-	}
 	if opts.Volumes {
 		vols, err := p.target.Volumes(ctx, p.stack.Name)
 		if err != nil {

@@ -51,15 +51,11 @@ Exit codes with --detailed-exitcode: 0 no changes, 1 error, 2 changes.`,
 
 func runPlan(ctx context.Context, opts *PlanOptions) error {
 	opts.Flags.Progress = "quiet"
-	lock, err := lockStack(ctx, opts.IO, opts.Config.StateDir, "plan", opts.LockTimeout)
+	p, lock, err := openPhase1Locked(ctx, opts.IO, opts.Config, &opts.Flags, "plan", opts.LockTimeout, true)
 	if err != nil {
 		return err
 	}
 	defer lock.Unlock()
-	p, err := openPhase1(ctx, opts.IO, opts.Config, &opts.Flags, true)
-	if err != nil {
-		return err
-	}
 	pl, err := p.target.Plan(ctx, p.project, loadApplied(p))
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)

@@ -14,7 +14,6 @@ import (
 	"github.com/aipairpro/orchestrator/internal/catalog"
 	"github.com/aipairpro/orchestrator/internal/engine"
 	"github.com/aipairpro/orchestrator/internal/spec"
-	"github.com/aipairpro/orchestrator/internal/state"
 )
 
 // RenderOptions are the inputs of `orchestrator render`.
@@ -79,15 +78,11 @@ func runRender(ctx context.Context, opts *RenderOptions) error {
 	if opts.Phase == 2 {
 		return fmt.Errorf("phase 2 rendering (kubernetes + opentofu) is not in this version yet; render --phase=1")
 	}
-	lock, err := lockStack(ctx, opts.IO, opts.StateDir, "render", opts.LockTimeout)
+	store, lock, err := lockStack(ctx, opts.IO, opts.StateDir, "render", opts.LockTimeout)
 	if err != nil {
 		return err
 	}
 	defer lock.Unlock()
-	store, err := state.Open(opts.StateDir)
-	if err != nil {
-		return err
-	}
 	res, rds := engine.Render(ctx, st, engine.RenderOptionsIn{Backend: compose.New(), Store: store, OutDir: opts.OutDir})
 	if err := reportDiagnostics(opts.IO, opts.File, src, rds); err != nil {
 		return err

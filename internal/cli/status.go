@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/aipairpro/orchestrator/internal/state"
 	"github.com/spf13/cobra"
 )
 
@@ -38,7 +39,11 @@ func NewCmdStatus(f *Factory) *cobra.Command {
 
 func runStatus(ctx context.Context, opts *StatusOptions) error {
 	opts.Flags.Progress = "quiet"
-	p, err := openPhase1(ctx, opts.IO, opts.Config, &opts.Flags, false)
+	store, err := state.Open(opts.Config.StateDir)
+	if err != nil {
+		return err
+	}
+	p, err := openPhase1(ctx, opts.IO, opts.Config, store, &opts.Flags, false)
 	if err != nil {
 		return err
 	}

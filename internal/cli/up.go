@@ -14,7 +14,6 @@ import (
 
 	"github.com/aipairpro/orchestrator/internal/backend/compose"
 	"github.com/aipairpro/orchestrator/internal/preflight"
-	"github.com/aipairpro/orchestrator/internal/state"
 )
 
 // UpOptions are the inputs of `orchestrator up`.
@@ -57,15 +56,11 @@ Volumes are never deleted, and a volume whose configuration diverged is kept.`,
 }
 
 func runUp(ctx context.Context, opts *UpOptions) error {
-	lock, err := lockStack(ctx, opts.IO, opts.Config.StateDir, "up", opts.LockTimeout)
+	p, lock, err := openPhase1Locked(ctx, opts.IO, opts.Config, &opts.Flags, "up", opts.LockTimeout, true)
 	if err != nil {
 		return err
 	}
 	defer lock.Unlock()
-	p, err := openPhase1(ctx, opts.IO, opts.Config, &opts.Flags, true)
-	if err != nil {
-		return err
-	}
 	if !opts.SkipPreflight {
 		if err := runPreflight(ctx, opts.IO, p); err != nil {
 			return err
@@ -78,13 +73,22 @@ func runUp(ctx context.Context, opts *UpOptions) error {
 		return fmt.Errorf("plan: %w", err)
 	}
 	var upErr error
+	var failures []compose.Failure
 	if pl.HasChanges() {
 		if err := pl.WriteText(opts.IO.ErrOut); err != nil {
 			return err
 		}
 		upErr = p.target.Up(ctx, p.project, opts.WaitTimeout)
+		if ctx.Err() == nil && !errors.Is(upErr, context.Canceled) {
+			explainCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			failures, err = p.target.Explain(explainCtx, p.project)
+		}
 	} else {
 		fmt.Fprintln(opts.IO.ErrOut, "No changes: the engine already runs what the spec says.")
+		// Compose did not run, so nothing waited: containers the engine
+		// has just restarted may still be starting.
+		failures, err = waitStarting(ctx, opts.IO, p, opts.WaitTimeout)
 	}
 	for _, msg := range p.target.Declined {
 		fmt.Fprintf(opts.IO.ErrOut, "Kept: %s (answered no; volumes are only deleted by `down --volumes`).\n", msg)
@@ -92,26 +96,10 @@ func runUp(ctx context.Context, opts *UpOptions) error {
 	if errors.Is(upErr, context.Canceled) || ctx.Err() != nil {
 		return fmt.Errorf("interrupted: the next up converges from where this one stopped")
 	}
-	var failures []compose.Failure
-	if pl.HasChanges() {
-		explainCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		failures, err = p.target.Explain(explainCtx, p.project)
-	} else {
-		// Compose did not run, so nothing waited: containers the engine
-		// has just restarted may still be starting.
-		failures, err = waitStarting(ctx, opts.IO, p, opts.WaitTimeout)
-	}
-	if ctx.Err() != nil {
-		return fmt.Errorf("interrupted: the next up converges from where this one stopped")
-	}
 	if err != nil && upErr == nil {
 		return err
 	}
 	if upErr != nil || len(failures) > 0 {
-		if errors.Is(upErr, context.Canceled) {
-			return upErr
-		}
 		printFailures(opts.IO, failures)
 		if upErr != nil {
 			return fmt.Errorf("up failed: %w", upErr)
@@ -239,29 +227,6 @@ func printEndpoints(io *IOStreams, p *phase1) {
 		fmt.Fprintln(io.Out, line)
 	}
 	fmt.Fprintf(io.Out, "Credentials are kept in %s (0600 files; never printed).\n", p.store.Dir())
-}
-
-func lockStack(ctx context.Context, io *IOStreams, stateDir, op string, timeout time.Duration) (*state.Lock, error) {
-	store, err := state.Open(stateDir)
-	if err != nil {
-		return nil, err
-	}
-	lock, err := store.Lock(ctx, op, timeout)
-	if err != nil {
-		return nil, err
-	}
-	if s := lock.Stale; s != nil {
-		next := "converging from where it stopped"
-		switch op {
-		case "plan":
-			next = "the plan shows what is left to do"
-		case "render":
-			next = "up converges from where it stopped"
-		}
-		fmt.Fprintf(io.ErrOut, "Note: a previous %s (pid %d, %s, since %s) did not finish; %s.\n",
-			orUnknown(s.Operation), s.PID, orUnknown(s.Who), s.Created.Format(time.RFC3339), next)
-	}
-	return lock, nil
 }
 
 func orUnknown(s string) string {

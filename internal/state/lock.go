@@ -189,7 +189,7 @@ func (s *Store) Lock(ctx context.Context, operation string, timeout time.Duratio
 		l.Stale = stale
 	}
 	l.Info = info
-	l.Info.Created = time.Now().UTC().Truncate(time.Second)
+	l.Info.Created = time.Now().UTC().Truncate(time.Second) // held since now, not since the first attempt
 	data, err := json.MarshalIndent(l.Info, "", "  ")
 	if err != nil {
 		l.release()
@@ -285,6 +285,8 @@ func (s *Store) readLockInfo() (*LockInfo, error) {
 	return &info, nil
 }
 
+// newLockInfo describes this process as a holder; Lock stamps Created once
+// it holds the lock.
 func (s *Store) newLockInfo(operation string) (LockInfo, error) {
 	id := make([]byte, 8)
 	if _, err := s.rand(id); err != nil {
@@ -300,7 +302,6 @@ func (s *Store) newLockInfo(operation string) (LockInfo, error) {
 		Who:       currentUser() + "@" + host,
 		PID:       os.Getpid(),
 		Host:      host,
-		Created:   time.Now().UTC().Truncate(time.Second),
 	}, nil
 }
 
