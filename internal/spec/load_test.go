@@ -201,10 +201,16 @@ func TestWithDefaults(t *testing.T) {
 	assert.Equal(t, "v9", eff.Components.Kestra.Version)
 	assert.False(t, eff.Components.Kestra.Enabled)
 	assert.Equal(t, DefaultPostgresVersion, eff.Database.Version)
-	assert.Equal(t, "acme", eff.TLS.Mode[:0]+"acme")
+	assert.Equal(t, "acme", eff.TLS.Mode, "the spec sets no tls.mode, so it defaults to acme")
 	// The original is untouched.
 	assert.Zero(t, st.App.Port)
 	assert.Nil(t, st.Components.Kestra)
+	assert.Empty(t, st.TLS.Mode)
+
+	// A mode the spec sets is kept.
+	st, ds = Load("stack.yaml", []byte(good+"tls: {mode: internal}\n"))
+	require.Empty(t, ds)
+	assert.Equal(t, "internal", st.WithDefaults(nil).TLS.Mode)
 }
 
 func TestSchemaMatchesTypes(t *testing.T) {
