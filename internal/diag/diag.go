@@ -158,26 +158,3 @@ func (ds Diagnostics) Sort() {
 		}
 	})
 }
-
-// Err returns the diagnostics as an error when any is an error, else nil.
-func (ds Diagnostics) Err() error {
-	if !ds.HasErrors() {
-		return nil
-	}
-	return ErrorList(ds)
-}
-
-// ErrorList is an error made of diagnostics, so they survive error returns
-// and the CLI can still render them with their source snippets.
-type ErrorList Diagnostics
-
-// Error joins the diagnostics one per line.
-func (e ErrorList) Error() string {
-	lines := make([]string, 0, len(e))
-	for _, d := range e {
-		if d.Severity == Error {
-			lines = append(lines, d.Error())
-		}
-	}
-	return strings.Join(lines, "\n")
-}

@@ -28,14 +28,6 @@ type source struct {
 	broken map[string]bool
 }
 
-// Filename returns the file the stack was loaded from ("" if built in code).
-func (s *Stack) Filename() string {
-	if s.src == nil {
-		return ""
-	}
-	return s.src.filename
-}
-
 // Pos returns the position of the value at path (e.g. "services.worker.image"),
 // falling back to its key and then to the nearest parent that has one. It
 // returns nil when the stack was not loaded from a file.
