@@ -9,6 +9,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -181,14 +182,35 @@ func (b *builder) derived(name, template string) string {
 }
 
 func (b *builder) route(host, service string, port int) {
-	b.dep.Routes = append(b.dep.Routes, model.Route{Host: host, Service: service, Port: port})
+	b.dep.Routes = append(b.dep.Routes, model.Route{Host: host, Service: service, Port: port, URL: b.urlOf(host)})
 }
 
+// host is the public host name of a component: the apex for "", else
+// <sub>.<domain>.
 func (b *builder) host(sub string) string {
 	if sub == "" {
 		return b.st.Domain
 	}
 	return sub + "." + b.st.Domain
+}
+
+// publicURL is the URL a browser uses for the component served at
+// host(sub). Every public URL the catalog hands to a component, and every
+// URL `up` prints, comes from here.
+func (b *builder) publicURL(sub string) string { return b.urlOf(b.host(sub)) }
+
+// urlOf is PublicURL for this stack's HTTPS port.
+func (b *builder) urlOf(host string) string { return PublicURL(host, b.st.Phase1.HTTPSPort) }
+
+// PublicURL is "https://host", with ":port" when the proxy publishes HTTPS
+// on a port other than 443 (0 means the default). Components that compare
+// the browser's origin with their configured URL (Postiz, Kestra) need the
+// port: https://host and https://host:8443 are different origins.
+func PublicURL(host string, httpsPort int) string {
+	if httpsPort == 0 || httpsPort == 443 {
+		return "https://" + host
+	}
+	return "https://" + host + ":" + strconv.Itoa(httpsPort)
 }
 
 // secretRef is the template text that stands for a secret's value.

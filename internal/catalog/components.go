@@ -2,6 +2,8 @@ package catalog
 
 import (
 	"fmt"
+	"maps"
+	"net/url"
 	"sort"
 
 	"github.com/aipairpro/orchestrator/internal/model"
@@ -15,8 +17,13 @@ func (b *builder) database(name string) string {
 	return b.secret("db-"+name+"-password", model.Password)
 }
 
+// databaseURL is the connection URL of a consumer of the shared
+// PostgreSQL. The password is percent-encoded as URL userinfo when the
+// template is expanded (the urlUserinfo encoder), so a restored password
+// with '@', '#', '/' or ':' still gives a URL that parses.
 func databaseURL(consumer string) string {
-	return fmt.Sprintf("postgres://%s:%s@postgres:5432/%s?sslmode=disable", consumer, secretRef("db-"+consumer+"-password"), consumer)
+	return fmt.Sprintf("postgres://%s:{{ secret %q | urlUserinfo }}@postgres:5432/%s?sslmode=disable",
+		url.PathEscape(consumer), "db-"+consumer+"-password", url.PathEscape(consumer))
 }
 
 // httpProbe is the healthcheck for the user's own images, whose tools we
@@ -88,7 +95,7 @@ func (b *builder) customServices() {
 // component later never collides.
 var reservedNames = map[string]bool{
 	"app": true, "proxy": true, "postgres": true, "postgres-init": true,
-	"tracardi-api": true, "tracardi-gui": true, "tracardi-mysql": true, "tracardi-elasticsearch": true, "tracardi-redis": true,
+	"tracardi-api": true, "tracardi-gui": true, "tracardi-apm": true, "tracardi-update-worker": true, "tracardi-mysql": true, "tracardi-elasticsearch": true, "tracardi-redis": true,
 	"kestra": true, "postiz": true, "postiz-redis": true, "temporal": true, "temporal-elasticsearch": true, "portainer": true,
 }
 
@@ -129,9 +136,10 @@ func (b *builder) tracardi() {
 		Stateful: true,
 	})
 	b.add(redis("tracardi-redis", "tracardi", b.image("tracardi-redis", "tracardi")))
-	b.add(model.Service{
-		Name: "tracardi-api", Component: "tracardi", Image: b.image("tracardi-api", "tracardi"),
-		Env: map[string]string{
+	// The API and its workers share one configuration: the same stores,
+	// the same credentials, the same merging secret.
+	tracardiEnv := func(extra map[string]string) map[string]string {
+		env := map[string]string{
 			"ELASTIC_HOST":   "http://tracardi-elasticsearch:9200",
 			"REDIS_HOST":     "redis://tracardi-redis:6379",
 			"MYSQL_HOST":     "tracardi-mysql",
@@ -139,27 +147,57 @@ func (b *builder) tracardi() {
 			"MYSQL_DATABASE": "tracardi",
 			"MYSQL_USERNAME": "tracardi",
 			"LOGGING_LEVEL":  "info",
-		},
-		SecretEnv: map[string]string{
+		}
+		maps.Copy(env, extra)
+		return env
+	}
+	tracardiSecretEnv := func() map[string]string {
+		return map[string]string{
 			"MYSQL_PASSWORD":       secretRef(userPW),
 			"INSTALLATION_TOKEN":   secretRef("tracardi-installation-token"),
 			"AUTO_PROFILE_MERGING": secretRef("tracardi-auto-profile-merging"),
-		},
-		Ports:    []int{80},
-		Networks: []string{Edge, Internal},
-		DependsOn: []model.Dependency{
-			{Service: "tracardi-elasticsearch", Condition: model.Healthy},
-			{Service: "tracardi-mysql", Condition: model.Healthy},
-			{Service: "tracardi-redis", Condition: model.Healthy},
-		},
+		}
+	}
+	stores := []model.Dependency{
+		{Service: "tracardi-elasticsearch", Condition: model.Healthy},
+		{Service: "tracardi-mysql", Condition: model.Healthy},
+		{Service: "tracardi-redis", Condition: model.Healthy},
+	}
+	b.add(model.Service{
+		Name: "tracardi-api", Component: "tracardi", Image: b.image("tracardi-api", "tracardi"),
+		Env:       tracardiEnv(nil),
+		SecretEnv: tracardiSecretEnv(),
+		Ports:     []int{80},
+		Networks:  []string{Edge, Internal},
+		DependsOn: stores,
 		// The API image is Python-based; python is the one tool it surely has.
 		Health: health([]string{"CMD", "python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:80/healthcheck', timeout=4)"}, 60),
 	})
 	b.route(b.host("tracardi-api"), "tracardi-api", 80)
+	// Upstream's compose for the pinned version runs two background
+	// workers beside the API: automatic profile merging (tracardi/apm in
+	// worker mode), which profile merging needs, and the update worker,
+	// which imports and upgrades need. Neither has a health endpoint, so
+	// `up` judges them by staying running. They talk only to the stores.
+	afterAPI := append(append([]model.Dependency(nil), stores...), model.Dependency{Service: "tracardi-api", Condition: model.Healthy})
+	b.add(model.Service{
+		Name: "tracardi-apm", Component: "tracardi", Image: b.image("tracardi-apm", "tracardi"),
+		Env:       tracardiEnv(map[string]string{"MODE": "worker", "PAUSE": "15"}),
+		SecretEnv: tracardiSecretEnv(),
+		Networks:  []string{Internal},
+		DependsOn: afterAPI,
+	})
+	b.add(model.Service{
+		Name: "tracardi-update-worker", Component: "tracardi", Image: b.image("tracardi-update-worker", "tracardi"),
+		Env:       tracardiEnv(nil),
+		SecretEnv: tracardiSecretEnv(),
+		Networks:  []string{Internal},
+		DependsOn: afterAPI,
+	})
 	b.add(model.Service{
 		Name: "tracardi-gui", Component: "tracardi", Image: b.image("tracardi-gui", "tracardi"),
 		// The GUI asks for its API's URL at first visit; this is what to type.
-		Env:       map[string]string{"API_URL": "https://" + b.host("tracardi-api")},
+		Env:       map[string]string{"API_URL": b.publicURL("tracardi-api")},
 		Ports:     []int{80},
 		Networks:  []string{Edge},
 		DependsOn: []model.Dependency{{Service: "tracardi-api", Condition: model.Healthy}},
@@ -212,6 +250,9 @@ func (b *builder) kestra() {
 	b.route(b.host("kestra"), "kestra", 8080)
 }
 
+// temporalDynamicConfig is where Temporal reads its dynamic configuration.
+const temporalDynamicConfig = "/etc/temporal/config/dynamicconfig/orchestrator.yaml"
+
 func (b *builder) postiz() {
 	b.database("postiz")
 	// postgres-init creates Temporal's database: auto-setup creates none
@@ -238,15 +279,24 @@ func (b *builder) postiz() {
 		Health:   health([]string{"CMD-SHELL", "curl -fsS 'http://127.0.0.1:9200/_cluster/health?wait_for_status=yellow&timeout=5s' >/dev/null"}, 60),
 		Stateful: true,
 	})
+	dyn, err := templates.FS.ReadFile("catalog/temporal-dynamicconfig.yaml")
+	if err != nil {
+		panic(err)
+	}
+	b.dep.Files = append(b.dep.Files, model.File{Path: "temporal/dynamicconfig.yaml", Content: dyn, Mode: 0o644})
 	b.add(model.Service{
 		Name: "temporal", Component: "postiz", Image: b.image("temporal", "postiz"),
+		FileMounts: []model.FileMount{{File: "temporal/dynamicconfig.yaml", Target: temporalDynamicConfig}},
 		Env: map[string]string{
 			"DB":                       "postgres12",
 			"DB_PORT":                  "5432",
 			"POSTGRES_SEEDS":           "postgres",
 			"POSTGRES_USER":            "temporal",
 			"SKIP_DB_CREATE":           "true",
-			"DYNAMIC_CONFIG_FILE_PATH": "config/dynamicconfig/development-sql.yaml",
+			// The auto-setup image ships only config/dynamicconfig/docker.yaml;
+			// upstream's compose names development-sql.yaml from a bind mount
+			// of its repository. The stack ships its own, as a config.
+			"DYNAMIC_CONFIG_FILE_PATH": temporalDynamicConfig,
 			"ENABLE_ES":                "true",
 			"ES_SEEDS":                 "temporal-elasticsearch",
 			"ES_VERSION":               "v7",
@@ -261,20 +311,23 @@ func (b *builder) postiz() {
 		},
 		Health: &model.Healthcheck{Test: []string{"CMD", "temporal", "operator", "cluster", "health", "--address", "temporal:7233"}, IntervalSec: 10, TimeoutSec: 5, Retries: 10, StartSec: 30},
 	})
-	url := "https://" + b.host("postiz")
+	pub := b.publicURL("postiz")
 	b.add(model.Service{
 		Name: "postiz", Component: "postiz", Image: b.image("postiz", "postiz"),
 		Env: map[string]string{
 			// Postiz checks these match the browser's URL exactly, with no
 			// trailing slash; cookies need HTTPS, which the proxy provides.
-			"MAIN_URL":                     url,
-			"FRONTEND_URL":                 url,
-			"NEXT_PUBLIC_BACKEND_URL":      url + "/api",
+			"MAIN_URL":                     pub,
+			"FRONTEND_URL":                 pub,
+			"NEXT_PUBLIC_BACKEND_URL":      pub + "/api",
 			"BACKEND_INTERNAL_URL":         "http://localhost:3000",
 			"REDIS_URL":                    "redis://postiz-redis:6379",
 			"TEMPORAL_ADDRESS":             "temporal:7233",
 			"IS_GENERAL":                   "true",
-			"DISABLE_REGISTRATION":         "false",
+			// Upstream's development default is "false": anyone on the
+			// internet could sign up. With "true" the first organisation
+			// can still register, and nobody after it.
+			"DISABLE_REGISTRATION":         "true",
 			"RUN_CRON":                     "true",
 			"STORAGE_PROVIDER":             "local",
 			"UPLOAD_DIRECTORY":             "/uploads",

@@ -103,7 +103,7 @@ func openPhase1(ctx context.Context, io *IOStreams, cfg *Config, store *state.St
 		if err != nil {
 			return nil, err
 		}
-		if p.project, err = p.target.Load(ctx, abs, st.Name); err != nil {
+		if p.project, err = p.target.Load(ctx, abs, st.Name, p.render.Artifacts.Environment); err != nil {
 			return nil, fmt.Errorf("load %s: %w", filepath.Join(out, compose.ComposeFile), err)
 		}
 	}

@@ -47,6 +47,10 @@ type Artifacts struct {
 	// StateFiles are written under StateDir with mode 0600; they are the
 	// only files that may hold secret values.
 	StateFiles []model.File
+	// Environment holds values the target needs at apply time and that
+	// must not be written anywhere (secret contents, keyed by the variable
+	// name the files refer to). It lives only in this process's memory.
+	Environment map[string]string
 }
 
 // RenderOptionsIn are the inputs of Render.
@@ -187,9 +191,16 @@ func (s *Secrets) Value(name string) (string, error) {
 }
 
 // Expand executes a template over the secrets: {{ secret "name" }} gives a
-// value, .Domain and .Name the stack's domain and name.
+// value, {{ publicURL "service" }} the URL of a routed service, .Domain and
+// .Name the stack's domain and name. A value that lands inside another
+// syntax goes through that syntax's encoder (see Encoders): a password in
+// a URL through urlUserinfo, any value in a YAML file through yaml.
 func (s *Secrets) Expand(text string) (string, error) {
-	t, err := template.New("").Option("missingkey=error").Funcs(template.FuncMap{"secret": s.Value}).Parse(text)
+	funcs := template.FuncMap{"secret": s.Value, "publicURL": s.publicURL}
+	for name, fn := range Encoders {
+		funcs[name] = fn
+	}
+	t, err := template.New("").Option("missingkey=error").Funcs(funcs).Parse(text)
 	if err != nil {
 		return "", fmt.Errorf("secret template: %w", err)
 	}
@@ -198,6 +209,15 @@ func (s *Secrets) Expand(text string) (string, error) {
 		return "", fmt.Errorf("secret template: %w", err)
 	}
 	return buf.String(), nil
+}
+
+func (s *Secrets) publicURL(service string) (string, error) {
+	for _, r := range s.dep.Routes {
+		if r.Service == service {
+			return r.URL, nil
+		}
+	}
+	return "", fmt.Errorf("no route for service %q", service)
 }
 
 // Values returns every generated secret value, for leak checks.

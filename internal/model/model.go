@@ -182,4 +182,7 @@ type Route struct {
 	Host    string
 	Service string
 	Port    int
+	// URL is what a browser opens, e.g. "https://kestra.acme.example.com"
+	// or, with a non-default HTTPS port, "https://kestra.acme.test:8443".
+	URL string
 }

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/aipairpro/orchestrator/internal/lazyre"
 	"github.com/aipairpro/orchestrator/internal/model"
@@ -81,10 +82,7 @@ func (s *Store) Secret(name string, kind model.SecretKind) (string, error) {
 	p := s.SecretPath(name)
 	b, err := os.ReadFile(p)
 	if err == nil {
-		if len(b) == 0 {
-			return "", fmt.Errorf("secret file %s is empty; delete it to generate a new value, or restore it from backup", p)
-		}
-		return string(b), nil
+		return SecretValue(p, b)
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("read secret %s: %w", name, err)
@@ -94,6 +92,33 @@ func (s *Store) Secret(name string, kind model.SecretKind) (string, error) {
 		return "", fmt.Errorf("generate secret %s: %w", name, err)
 	}
 	return s.createOnce(p, v)
+}
+
+// SecretValue is the one place a secret file's bytes become a value: one
+// trailing line break (what an editor, `echo` or a restored backup adds) is
+// dropped, and a value that is empty, not UTF-8, or holds any other control
+// character is refused with an error naming the file, since no sink (URL,
+// YAML, env file, SQL) could carry it unchanged. Each sink encodes what is
+// left through its own encoder.
+func SecretValue(path string, b []byte) (string, error) {
+	v := string(b)
+	if strings.HasSuffix(v, "\r\n") {
+		v = v[:len(v)-2]
+	} else if strings.HasSuffix(v, "\n") {
+		v = v[:len(v)-1]
+	}
+	if v == "" {
+		return "", fmt.Errorf("secret file %s is empty; restore it from backup, or delete it to generate a new value (only when no data was created with the old one)", path)
+	}
+	if !utf8.ValidString(v) {
+		return "", fmt.Errorf("secret file %s is not UTF-8 text; restore it from backup", path)
+	}
+	for i, r := range v {
+		if r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f {
+			return "", fmt.Errorf("secret file %s has a control character (%U) at byte %d; a secret is one line of printable text: fix the file (a trailing line break is fine)", path, r, i)
+		}
+	}
+	return v, nil
 }
 
 // createOnce writes a new secret only if none exists yet: two processes
@@ -115,7 +140,7 @@ func (s *Store) createOnce(path, value string) (string, error) {
 			if rerr != nil {
 				return "", rerr
 			}
-			return string(b), nil
+			return SecretValue(path, b)
 		}
 		return "", err
 	}

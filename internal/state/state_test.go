@@ -75,7 +75,7 @@ func TestEmptySecretFileIsAnErrorNotANewSecret(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, s.WriteFile("secrets/x", nil))
 	_, err = s.Secret("x", model.Password)
-	require.ErrorContains(t, err, "is empty; delete it to generate a new value, or restore it from backup")
+	require.ErrorContains(t, err, "is empty; restore it from backup")
 }
 
 func TestBadNamesAndEscapes(t *testing.T) {

@@ -96,20 +96,28 @@ func (r *renderer) project() (*types.Project, error) {
 	for _, v := range r.d.Volumes {
 		p.Volumes[v.Name] = types.VolumeConfig{}
 	}
+	// Secrets and configs reach containers through the engine's API, not
+	// as bind mounts of this machine's files: compose copies a secret whose
+	// source is `environment:` and a config with inline `content:` into the
+	// container before it starts. So they work when the engine is on
+	// another machine (ssh://, tcp://), where a path of ours does not
+	// exist. The secret's value is never in the file: it is handed to
+	// compose in memory at apply time (Artifacts.Environment), never put in
+	// this process's environment or a container's.
+	if r.arts.Environment == nil {
+		r.arts.Environment = map[string]string{}
+	}
 	for _, s := range r.d.Secrets {
-		if s.Template != "" {
-			v, err := r.opts.Secrets.Value(s.Name)
-			if err != nil {
-				return nil, err
-			}
-			r.arts.StateFiles = append(r.arts.StateFiles, model.File{Path: "compose/secrets/" + s.Name, Content: []byte(v), Mode: 0o600})
-			p.Secrets[s.Name] = types.SecretConfig{File: r.statePath("compose", "secrets", s.Name)}
-		} else {
-			p.Secrets[s.Name] = types.SecretConfig{File: r.statePath("secrets", s.Name)}
+		v, err := r.opts.Secrets.Value(s.Name)
+		if err != nil {
+			return nil, err
 		}
+		name := SecretVariable(s.Name)
+		p.Secrets[s.Name] = types.SecretConfig{Environment: name}
+		r.arts.Environment[name] = v
 	}
 	for _, f := range r.d.Files {
-		p.Configs[configName(f.Path)] = types.ConfigObjConfig{File: f.Path}
+		p.Configs[configName(f.Path)] = types.ConfigObjConfig{Content: escape(string(f.Content))}
 	}
 	used := map[string]bool{}
 	for _, s := range r.d.Services {
@@ -124,6 +132,7 @@ func (r *renderer) project() (*types.Project, error) {
 	for name := range p.Secrets {
 		if !used[name] {
 			delete(p.Secrets, name)
+			delete(r.arts.Environment, SecretVariable(name))
 		}
 	}
 	if len(p.Secrets) == 0 {
@@ -133,6 +142,13 @@ func (r *renderer) project() (*types.Project, error) {
 		p.Configs = nil
 	}
 	return p, nil
+}
+
+// SecretVariable is the name under which the compose file refers to a
+// secret's value (a secret's `environment:` source), e.g.
+// ORCHESTRATOR_SECRET_KESTRA_APPLICATION_YML for "kestra-application.yml".
+func SecretVariable(secret string) string {
+	return "ORCHESTRATOR_SECRET_" + strings.ToUpper(strings.NewReplacer("-", "_", ".", "_").Replace(secret))
 }
 
 func configName(path string) string {
@@ -323,10 +339,29 @@ func (r *renderer) envFile(env map[string]string) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if strings.ContainsAny(v, "'\n\\") {
-			return nil, fmt.Errorf("value of %s cannot be written to an env file (quote, backslash or newline)", k)
+		q, err := envFileValue(v)
+		if err != nil {
+			return nil, fmt.Errorf("value of %s: %w", k, err)
 		}
-		fmt.Fprintf(&sb, "%s='%s'\n", k, v)
+		fmt.Fprintf(&sb, "%s=%s\n", k, q)
 	}
 	return []byte(sb.String()), nil
+}
+
+// envFileValue quotes v for compose's env file parser (compose-go dotenv)
+// so that it reads back as exactly v, with no interpolation: in single
+// quotes when v has neither a quote nor a backslash (taken literally),
+// else in double quotes with '\\', '"' and '$' escaped (`\$` reads as a
+// literal '$'). Control characters cannot be carried and are refused;
+// state.SecretValue keeps them out of the secret state.
+func envFileValue(v string) (string, error) {
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f {
+			return "", fmt.Errorf("control character %U cannot be written to an env file", r)
+		}
+	}
+	if !strings.ContainsAny(v, "'\\") {
+		return "'" + v + "'", nil
+	}
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, `$`, `\$`).Replace(v) + `"`, nil
 }

@@ -97,13 +97,30 @@ func (t *Target) Host() string { return t.host }
 // Client returns the engine's API client.
 func (t *Target) Client() client.APIClient { return t.cli.Client() }
 
-// Load reads the rendered compose file exactly as `docker compose` would.
-func (t *Target) Load(ctx context.Context, dir, project string) (*types.Project, error) {
-	return t.compose.LoadProject(ctx, api.ProjectLoadOptions{
+// Load reads the rendered compose file exactly as `docker compose` would,
+// then hands compose the values that the file names but must not hold
+// (secrets, from engine.Artifacts.Environment). They go into the project's
+// own environment map, which compose consults for `environment:` secrets;
+// this process's environment, and so any program it starts (ssh), never
+// sees them.
+func (t *Target) Load(ctx context.Context, dir, project string, values map[string]string) (*types.Project, error) {
+	p, err := t.compose.LoadProject(ctx, api.ProjectLoadOptions{
 		ProjectName: project,
 		ConfigPaths: []string{filepath.Join(dir, ComposeFile)},
 		WorkingDir:  dir,
 	})
+	if err != nil {
+		return nil, err
+	}
+	if len(values) > 0 {
+		if p.Environment == nil {
+			p.Environment = types.Mapping{}
+		}
+		for k, v := range values {
+			p.Environment[k] = v
+		}
+	}
+	return p, nil
 }
 
 // Up converges the engine to the project and waits until every service is

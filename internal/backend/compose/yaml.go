@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/aipairpro/orchestrator/internal/lazyre"
 
@@ -247,11 +248,56 @@ func (w *yamlWriter) value(v any, ind int, path string) {
 			}
 			w.value(item, ind+2, path+"[]")
 		}
+	case string:
+		if literalBlock(x) {
+			// A file's content (a config's `content:`) reads as the file.
+			w.buf.WriteString(" |\n")
+			for _, line := range strings.SplitAfter(strings.TrimSuffix(x, "\n"), "\n") {
+				if line != "\n" {
+					w.indent(ind + 2)
+				}
+				w.buf.WriteString(line)
+			}
+			w.buf.WriteByte('\n')
+			return
+		}
+		w.buf.WriteByte(' ')
+		w.scalar(x)
+		w.buf.WriteByte('\n')
 	default:
 		w.buf.WriteByte(' ')
 		w.atom(v)
 		w.buf.WriteByte('\n')
 	}
+}
+
+// literalBlock reports whether s can be written as a literal block scalar
+// ("|", clip chomping) and read back unchanged: several lines ending in
+// exactly one newline, the first not indented, no line of blanks only
+// (its indentation would be ambiguous), and only printable characters and
+// tabs (anything else needs the escapes of the double-quoted style).
+func literalBlock(s string) bool {
+	if !strings.HasSuffix(s, "\n") || strings.HasSuffix(s, "\n\n") || strings.Count(s, "\n") < 2 {
+		return false
+	}
+	if s[0] == ' ' || s[0] == '\t' {
+		return false
+	}
+	for _, line := range strings.Split(strings.TrimSuffix(s, "\n"), "\n") {
+		if line != "" && strings.TrimLeft(line, " \t") == "" {
+			return false
+		}
+	}
+	for _, r := range s {
+		switch {
+		case r == '\n' || r == '\t':
+		case r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f:
+			return false
+		case r == 0xfeff || r == 0x2028 || r == 0x2029 || r == 0xfffe || r == 0xffff || r == utf8.RuneError:
+			return false
+		}
+	}
+	return true
 }
 
 func (w *yamlWriter) atom(v any) {

@@ -1,0 +1,38 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/url"
+	"strings"
+)
+
+// Encoders are the template functions that put a value into another
+// syntax. Every template in the catalog that places a secret or a URL
+// inside a URL or a YAML document pipes it through one of these, so a
+// value with that syntax's special characters keeps its meaning.
+var Encoders = map[string]any{
+	"urlUserinfo": URLUserinfo,
+	"yaml":        YAMLString,
+}
+
+// URLUserinfo percent-encodes s for the password part of a URL's userinfo
+// (RFC 3986 §3.2.1), the way net/url writes url.UserPassword: '@', ':',
+// '/', '#', '?', '%' and spaces are escaped, letters, digits and "-._~"
+// are kept. "p@ss:w/rd#1" gives "p%40ss%3Aw%2Frd%231".
+func URLUserinfo(s string) string {
+	// url.UserPassword escapes exactly the userinfo set; "u:" is cut off.
+	return strings.TrimPrefix(url.UserPassword("u", s).String(), "u:")
+}
+
+// YAMLString returns s as a double-quoted YAML scalar that every YAML 1.1
+// and 1.2 parser reads back as exactly s: JSON's string syntax, which is a
+// subset of YAML's double-quoted style (YAML 1.2 §7.3.1; YAML 1.1 has the
+// same escapes), written without HTML escaping and without "\/".
+func YAMLString(s string) string {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return strings.TrimSuffix(buf.String(), "\n")
+}
