@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/url"
 	"sort"
+	"strings"
 
 	"github.com/aipairpro/orchestrator/internal/model"
 	"github.com/aipairpro/orchestrator/templates"
@@ -80,6 +81,11 @@ func (b *builder) customServices() {
 			}
 		}
 		if svc.Database {
+			if why := postgresReserved(name); why != "" {
+				b.ds.Errorf(b.orig.KeyPos(p), p, "rename the service: its database and role take its name",
+					"service %q cannot have a database: %s", name, why)
+				continue
+			}
 			b.withDatabase(&s, name)
 		}
 		if s.Health == nil && (b.st.Overrides[name].Healthcheck == nil) {
@@ -88,6 +94,31 @@ func (b *builder) customServices() {
 		}
 		b.add(s)
 	}
+}
+
+// postgresReserved says why PostgreSQL would refuse, or misuse, name as a
+// consumer's role and database, or "" when it can be both: the system
+// databases, the superuser role, the role names PostgreSQL reserves or
+// treats as keywords in role positions, and the pg_ prefix it reserves
+// for system roles (PostgreSQL docs: "Database Roles", "Managing
+// Databases").
+func postgresReserved(name string) string {
+	switch name {
+	case "postgres":
+		return `"postgres" is PostgreSQL's superuser role and maintenance database`
+	case "template0", "template1":
+		return fmt.Sprintf("%q is a template database of PostgreSQL", name)
+	case "public", "none":
+		return fmt.Sprintf("%q is a reserved role name in PostgreSQL", name)
+	case "current_user", "current_role", "session_user":
+		// Keywords that stand for another role wherever a tool writes
+		// them unquoted (GRANT, ALTER ROLE, pg_dumpall's output).
+		return fmt.Sprintf("%q stands for another role in PostgreSQL's SQL", name)
+	}
+	if strings.HasPrefix(name, "pg_") {
+		return "names beginning with pg_ are reserved for PostgreSQL's system roles"
+	}
+	return ""
 }
 
 // reservedNames are the service names the platform may render; a user

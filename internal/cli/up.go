@@ -216,11 +216,7 @@ func printEndpoints(io *IOStreams, p *phase1) {
 		if r.Host == p.stack.Domain {
 			comp = "app"
 		}
-		port := ""
-		if hp := p.stack.Phase1.HTTPSPort; hp != 0 && hp != 443 {
-			port = fmt.Sprintf(":%d", hp)
-		}
-		line := fmt.Sprintf("  %-14s https://%s%s", comp, r.Host, port)
+		line := fmt.Sprintf("  %-14s %s", comp, r.URL)
 		if note, ok := adminSecrets[comp]; ok {
 			line += "  (" + strings.ReplaceAll(note, "<domain>", p.stack.Domain) + ")"
 		}
