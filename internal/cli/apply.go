@@ -63,7 +63,6 @@ type phase1 struct {
 	render  *engine.Result
 	target  *compose.Target
 	project *types.Project
-	outDir  string
 }
 
 // openPhase1 loads the spec, renders it (the same code path as `render`),
@@ -78,7 +77,7 @@ func openPhase1(ctx context.Context, io *IOStreams, cfg *Config, store *state.St
 	if out == "" {
 		out = filepath.Join(filepath.Dir(cfg.File), "rendered", "phase1")
 	}
-	p := &phase1{stack: st, store: store, outDir: out}
+	p := &phase1{stack: st, store: store}
 	if needProject {
 		res, rds := engine.Render(ctx, st, engine.RenderOptionsIn{Backend: compose.New(), Store: store, OutDir: out})
 		if err := reportDiagnostics(io, cfg.File, src, rds); err != nil {

@@ -77,7 +77,7 @@ func runDown(ctx context.Context, opts *DownOptions) error {
 			}
 		}
 	}
-	if err := p.target.Down(ctx, p.stack.Name, nil, opts.Volumes); err != nil {
+	if err := p.target.Down(ctx, p.stack.Name, opts.Volumes); err != nil {
 		return fmt.Errorf("down: %w", err)
 	}
 	// What down removed was not removed by hand: forget the last up, so

@@ -160,9 +160,6 @@ func NewSecrets(dep *model.Deployment, store *state.Store) (*Secrets, error) {
 // IsDerived reports whether the named secret is made from a template.
 func (s *Secrets) IsDerived(name string) bool { return s.byName[name].Template != "" }
 
-// Path returns the state file that holds a generated secret.
-func (s *Secrets) Path(name string) string { return s.store.SecretPath(name) }
-
 // Value returns a secret's value.
 func (s *Secrets) Value(name string) (string, error) {
 	if v, ok := s.values[name]; ok {

@@ -140,10 +140,10 @@ func (t *Target) Up(ctx context.Context, p *types.Project, timeout time.Duration
 	})
 }
 
-// Down removes the project's containers and networks; volumes only when
-// asked.
-func (t *Target) Down(ctx context.Context, project string, p *types.Project, volumes bool) error {
-	return t.compose.Down(ctx, project, api.DownOptions{Project: p, RemoveOrphans: true, Volumes: volumes})
+// Down removes the project's containers and networks by its label; volumes
+// only when asked.
+func (t *Target) Down(ctx context.Context, project string, volumes bool) error {
+	return t.compose.Down(ctx, project, api.DownOptions{RemoveOrphans: true, Volumes: volumes})
 }
 
 // containers lists the project's service containers, running or not.
@@ -176,7 +176,12 @@ func containerName(c container.Summary) string {
 }
 
 // ServiceStatus is one container's state, for `status` and for failure
-// reports.
+// reports. Restarts counts the engine's restarts of the container (its
+// restart policy at work) since it was created or last started by hand.
+// OK says the container is where the spec wants it: running, neither
+// unhealthy nor starting, and not restarted by the engine within the last
+// DefaultStabilityWindow (a crash loop between two crashes); a one-shot:
+// completed.
 type ServiceStatus struct {
 	Service   string   `json:"service"`
 	Container string   `json:"container"`
@@ -184,6 +189,8 @@ type ServiceStatus struct {
 	State     string   `json:"state"`
 	Health    string   `json:"health,omitempty"`
 	ExitCode  int      `json:"exit_code"`
+	Restarts  int      `json:"restarts"`
+	OK        bool     `json:"ok"`
 	Ports     []string `json:"ports,omitempty"`
 	StartedAt string   `json:"started_at,omitempty"`
 	Uptime    string   `json:"uptime,omitempty"`
@@ -196,18 +203,31 @@ func (t *Target) Status(ctx context.Context, project string) ([]ServiceStatus, e
 		return nil, err
 	}
 	out := make([]ServiceStatus, 0, len(cs))
+	var now func() time.Time
 	for _, c := range cs {
 		insp, err := t.Client().ContainerInspect(ctx, c.ID, client.ContainerInspectOptions{})
 		if err != nil {
 			return nil, err
 		}
-		st := ServiceStatus{Service: c.Labels[api.ServiceLabel], Container: containerName(c), Image: c.Image, State: string(c.State)}
+		o := observationOf(insp.Container)
+		st := ServiceStatus{Service: c.Labels[api.ServiceLabel], Container: containerName(c), Image: c.Image, State: string(o.status), Restarts: o.restarts}
+		if o.status == "" {
+			st.State = string(c.State)
+		}
+		if o.restarts > 0 && o.status == container.StateRunning && now == nil {
+			if now, err = t.engineClock(ctx); err != nil {
+				return nil, err
+			}
+		}
+		st.OK = o.ok(now, DefaultStabilityWindow)
 		if s := insp.Container.State; s != nil {
 			st.ExitCode = s.ExitCode
 			if s.Health != nil {
 				st.Health = string(s.Health.Status)
 			}
-			if s.Running {
+			// Docker keeps Running set while it waits to restart a
+			// crashed container, whose StartedAt is then stale.
+			if s.Running && !s.Restarting {
 				st.StartedAt = s.StartedAt
 				if started, err := time.Parse(time.RFC3339Nano, s.StartedAt); err == nil {
 					st.Uptime = time.Since(started).Round(time.Second).String()
@@ -242,6 +262,7 @@ type Failure struct {
 	State     string
 	Health    string
 	ExitCode  int
+	Restarts  int // the engine's restarts of the container
 	LastProbe string
 	LastLogs  []string
 }
@@ -274,20 +295,25 @@ func (t *Target) Explain(ctx context.Context, p *types.Project) ([]Failure, erro
 		if s == nil {
 			continue
 		}
-		f := Failure{Service: svc.Name, Container: containerName(c), State: string(s.Status), ExitCode: s.ExitCode}
+		f := Failure{Service: svc.Name, Container: containerName(c), State: string(s.Status), ExitCode: s.ExitCode, Restarts: insp.Container.RestartCount}
 		oneShot := svc.Restart == types.RestartPolicyNo
+		// Not s.Running: Docker keeps it set while a crashed container
+		// waits to be restarted ("restarting"), healthcheck or not. A
+		// running container that restarts between two looks is Settle's
+		// to catch.
+		running := s.Status == container.StateRunning
 		switch {
 		case oneShot && s.Status == container.StateExited && s.ExitCode == 0:
 			continue
 		case s.Health != nil:
 			f.Health = string(s.Health.Status)
-			if s.Health.Status == container.Healthy && s.Running {
+			if s.Health.Status == container.Healthy && running {
 				continue
 			}
 			if n := len(s.Health.Log); n > 0 {
 				f.LastProbe = strings.TrimSpace(s.Health.Log[n-1].Output)
 			}
-		case s.Running && (svc.HealthCheck == nil || svc.HealthCheck.Disable):
+		case running && (svc.HealthCheck == nil || svc.HealthCheck.Disable):
 			continue
 		}
 		f.LastLogs = t.tail(ctx, c.ID, 15)
