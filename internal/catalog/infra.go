@@ -128,23 +128,6 @@ func (b *builder) proxy() {
 	})
 }
 
-func caddyfile(tls model.TLS, routes []model.Route) string {
-	var sb strings.Builder
-	sb.WriteString("# Rendered by orchestrator. Do not edit: change stack.yaml and render again.\n{\n")
-	if tls.Mode == "internal" {
-		// A local CA: works offline; the container cannot touch the host's
-		// trust store, so trust the CA by hand (see the README).
-		sb.WriteString("\tlocal_certs\n\tskip_install_trust\n")
-	} else if tls.Email != "" {
-		fmt.Fprintf(&sb, "\temail %s\n", tls.Email)
-	}
-	sb.WriteString("}\n")
-	for _, r := range routes {
-		fmt.Fprintf(&sb, "\n%s {\n\tencode zstd gzip\n\treverse_proxy %s:%d\n}\n", r.Host, r.Service, r.Port)
-	}
-	return sb.String()
-}
-
 // overrides applies the spec's per-service overrides after everything is
 // built, so they win over the catalog.
 func (b *builder) overrides() {
