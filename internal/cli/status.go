@@ -58,13 +58,17 @@ func runStatus(ctx context.Context, opts *StatusOptions) error {
 		fmt.Fprintf(opts.IO.Out, "Stack %s has no containers on %s. Run `orchestrator up`.\n", p.stack.Name, p.target.Host())
 		return nil
 	}
-	w := newTable(opts.IO.Out, "SERVICE", "CONTAINER", "STATE", "HEALTH", "UPTIME", "PORTS", "IMAGE")
+	w := newTable(opts.IO.Out, "SERVICE", "CONTAINER", "STATE", "HEALTH", "RESTARTS", "UPTIME", "PORTS", "IMAGE")
 	for _, s := range sts {
 		state := s.State
-		if s.State == "exited" {
-			state = fmt.Sprintf("exited (%d)", s.ExitCode)
+		switch {
+		case s.State == "exited" || s.State == "restarting":
+			state = fmt.Sprintf("%s (%d)", s.State, s.ExitCode)
+		case s.State == "running" && !s.OK && s.Restarts > 0:
+			// Restarted moments ago: a crash loop between two crashes.
+			state = "running (unstable)"
 		}
-		w.row(s.Service, s.Container, state, dash(s.Health), dash(s.Uptime), dash(strings.Join(s.Ports, ",")), s.Image)
+		w.row(s.Service, s.Container, state, dash(s.Health), fmt.Sprint(s.Restarts), dash(s.Uptime), dash(strings.Join(s.Ports, ",")), s.Image)
 	}
 	return w.flush()
 }
