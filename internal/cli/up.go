@@ -24,6 +24,9 @@ type UpOptions struct {
 	WaitTimeout   time.Duration
 	LockTimeout   time.Duration
 	SkipPreflight bool
+	// StabilityWindow is how long a container without a healthcheck must
+	// run without restarting before up calls it up.
+	StabilityWindow time.Duration
 }
 
 // NewCmdUp builds `orchestrator up`.
@@ -52,6 +55,7 @@ Volumes are never deleted, and a volume whose configuration diverged is kept.`,
 	cmd.Flags().DurationVar(&opts.WaitTimeout, "wait-timeout", 10*time.Minute, "how long to wait for services to become healthy")
 	cmd.Flags().DurationVar(&opts.LockTimeout, "lock-timeout", 0, "wait this long for another run on this stack to finish (default: fail at once)")
 	cmd.Flags().BoolVar(&opts.SkipPreflight, "skip-preflight", false, "skip the host checks (memory, disk, vm.max_map_count)")
+	cmd.Flags().DurationVar(&opts.StabilityWindow, "stability-window", compose.DefaultStabilityWindow, "how long a container without a healthcheck, or one the engine restarted, must run without restarting to count as up (0: do not watch)")
 	return cmd
 }
 
@@ -80,15 +84,25 @@ func runUp(ctx context.Context, opts *UpOptions) error {
 		}
 		upErr = p.target.Up(ctx, p.project, opts.WaitTimeout)
 		if ctx.Err() == nil && !errors.Is(upErr, context.Canceled) {
-			explainCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			failures, err = p.target.Explain(explainCtx, p.project)
+			// Compose calls a container without healthcheck ready once it
+			// runs, and a crash loop runs for a moment after each restart.
+			var unstable []compose.Failure
+			unstable, err = p.target.Settle(ctx, p.project, settleOptions(opts))
+			if err == nil {
+				explainCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				defer cancel()
+				failures, err = p.target.Explain(explainCtx, p.project)
+				failures = compose.MergeFailures(unstable, failures)
+			}
 		}
 	} else {
 		fmt.Fprintln(opts.IO.ErrOut, "No changes: the engine already runs what the spec says.")
 		// Compose did not run, so nothing waited: containers the engine
-		// has just restarted may still be starting.
+		// has just restarted may still be starting, or crash-looping.
 		failures, err = waitStarting(ctx, opts.IO, p, opts.WaitTimeout)
+		if err == nil && len(failures) == 0 {
+			failures, err = p.target.Settle(ctx, p.project, settleOptions(opts))
+		}
 	}
 	for _, msg := range p.target.Declined {
 		fmt.Fprintf(opts.IO.ErrOut, "Kept: %s (answered no; volumes are only deleted by `down --volumes`).\n", msg)
@@ -104,7 +118,7 @@ func runUp(ctx context.Context, opts *UpOptions) error {
 		if upErr != nil {
 			return fmt.Errorf("up failed: %w", upErr)
 		}
-		return fmt.Errorf("up failed: %s not healthy", plural(len(failures), "service"))
+		return fmt.Errorf("up failed: %s not up", plural(len(failures), "service"))
 	}
 	if err := saveApplied(p); err != nil {
 		return err
@@ -144,6 +158,19 @@ func waitStarting(ctx context.Context, io *IOStreams, p *phase1, timeout time.Du
 	}
 }
 
+// settleOptions tells the user what up waits for, and why, before the
+// stability window passes in silence.
+func settleOptions(opts *UpOptions) compose.SettleOptions {
+	return compose.SettleOptions{Window: opts.StabilityWindow, Watching: func(containers []string, wait time.Duration) {
+		they := "they stay"
+		if len(containers) == 1 {
+			they = "it stays"
+		}
+		fmt.Fprintf(opts.IO.ErrOut, "Watching %s for %s to be sure %s up (without a healthcheck, a crash loop looks running at first): %s\n",
+			plural(len(containers), "container"), wait.Round(100*time.Millisecond), they, strings.Join(containers, ", "))
+	}}
+}
+
 // appliedFile records the last successful up, so plan can tell drift
 // (changed or removed by hand) from changes not applied yet.
 const appliedFile = "compose/applied.json"
@@ -178,10 +205,16 @@ func printFailures(io *IOStreams, failures []compose.Failure) {
 		if f.Health != "" {
 			state += ", " + f.Health
 		}
-		if f.State == "exited" {
+		if f.State == "exited" || f.State == "restarting" {
 			state += fmt.Sprintf(" (exit code %d)", f.ExitCode)
 		}
+		if f.Restarts > 0 {
+			state += ", restarted " + plural(f.Restarts, "time")
+		}
 		fmt.Fprintf(io.ErrOut, "\nService %s is not up: %s\n", f.Service, state)
+		if f.Restarts > 0 || f.State == "restarting" {
+			fmt.Fprintln(io.ErrOut, "  it exited and the engine restarted it (its restart policy); its logs below say why it exits")
+		}
 		if f.LastProbe != "" {
 			fmt.Fprintf(io.ErrOut, "  last healthcheck: %s\n", oneLine(f.LastProbe))
 		}
