@@ -3,9 +3,14 @@ package cli
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/aipairpro/orchestrator/internal/backend/compose"
+	"github.com/aipairpro/orchestrator/internal/plan"
+	"github.com/aipairpro/orchestrator/internal/spec"
 )
 
 // PlanOptions are the inputs of `orchestrator plan`.
@@ -30,7 +35,11 @@ delete or no-op with the reason. Containers stopped, removed or changed by hand 
 up as drift. Secrets appear only as digests. Like up, plan takes the stack's lock while
 it renders, so it never rewrites files under a running up.
 
-Exit codes with --detailed-exitcode: 0 no changes, 1 error, 2 changes.`,
+A change that would break data is refused, with what to do instead, and plan
+exits 1: a PostgreSQL image of another major than the data in its volume.
+
+Exit codes with --detailed-exitcode: 0 no changes, 1 error (or a refused change),
+2 changes.`,
 		Example: `  orchestrator plan
   orchestrator plan --output json --detailed-exitcode`,
 		Args: cobra.NoArgs,
@@ -56,7 +65,7 @@ func runPlan(ctx context.Context, opts *PlanOptions) error {
 		return err
 	}
 	defer lock.Unlock()
-	pl, err := p.target.Plan(ctx, p.project, loadApplied(p))
+	pl, err := p.target.Plan(ctx, p.project, planOptions(p))
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
 	}
@@ -68,8 +77,34 @@ func runPlan(ctx context.Context, opts *PlanOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := refusedError(pl); err != nil {
+		return err
+	}
 	if opts.DetailedExitcode && pl.HasChanges() {
 		return exitError{code: 2}
 	}
 	return nil
+}
+
+// planOptions are what plan and up tell the target beyond the project.
+func planOptions(p *phase1) compose.PlanOptions {
+	major := p.stack.Database.Version
+	if major == "" {
+		major = spec.DefaultPostgresVersion
+	}
+	return compose.PlanOptions{Applied: loadApplied(p), PostgresMajor: major}
+}
+
+// refusedError is the error of a plan with refused changes: nothing of it
+// may be applied. The plan's own output says what to do.
+func refusedError(pl *plan.Plan) error {
+	refused := pl.Refused()
+	if len(refused) == 0 {
+		return nil
+	}
+	var parts []string
+	for _, c := range refused {
+		parts = append(parts, c.Address+": "+c.Refused)
+	}
+	return fmt.Errorf("refused, nothing applied: %s\n  fix: see the fix under the change in the plan", strings.Join(parts, "; "))
 }

@@ -72,9 +72,13 @@ func runUp(ctx context.Context, opts *UpOptions) error {
 	}
 	// Plan first: with nothing to change, applying would only restart the
 	// one-shot services and wait; a second up must be a no-op.
-	pl, err := p.target.Plan(ctx, p.project, loadApplied(p))
+	pl, err := p.target.Plan(ctx, p.project, planOptions(p))
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
+	}
+	if err := refusedError(pl); err != nil {
+		_ = pl.WriteText(opts.IO.ErrOut)
+		return err
 	}
 	var upErr error
 	var failures []compose.Failure
@@ -270,9 +274,22 @@ func runPreflight(ctx context.Context, io *IOStreams, p *phase1) error {
 	if err != nil {
 		return fmt.Errorf("preflight: the Docker engine at %s does not answer: %v\n  fix: start it (e.g. `sudo systemctl start docker`), or point phase1.host / DOCKER_HOST / --host at a running engine", p.target.Host(), err)
 	}
-	facts := preflight.LocalFacts(info.Version, info.MemTotal, info.RootDir, info.Local)
-	problems := preflight.Check(facts, preflight.NeedsOf(p.render.Deployment))
+	facts := preflight.LocalFacts(info.MemTotal, info.RootDir, info.Local)
+	needs := preflight.NeedsOf(p.render.Deployment)
+	if !info.Local && len(needs.Elasticsearch) > 0 {
+		// This process cannot read the remote host's /proc; a short-lived
+		// container on it can.
+		if v, err := p.target.MaxMapCount(ctx, p.project, needs.Elasticsearch); err != nil {
+			facts.MaxMapCountUnread = err.Error()
+		} else {
+			facts.MaxMapCount, facts.MaxMapCountUnread = v, ""
+		}
+	}
+	problems := preflight.Check(facts, needs)
 	fmt.Fprintf(io.ErrOut, "Preflight: Docker %s (API %s) at %s, %d CPUs, %.1f GiB memory.\n", info.Version, info.APIVersion, p.target.Host(), info.NCPU, float64(info.MemTotal)/(1<<30))
+	if len(needs.Elasticsearch) > 0 && facts.MaxMapCount >= preflight.MinMaxMapCount {
+		fmt.Fprintf(io.ErrOut, "Preflight: vm.max_map_count is %d on the engine's host (Elasticsearch needs at least %d).\n", facts.MaxMapCount, preflight.MinMaxMapCount)
+	}
 	failed := 0
 	for _, pr := range problems {
 		kind := "error"

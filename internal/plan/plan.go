@@ -44,6 +44,12 @@ type Change struct {
 	// Before and After are digests and small facts, never secret values.
 	Before map[string]string `json:"before,omitempty"`
 	After  map[string]string `json:"after,omitempty"`
+	// Refused, when set, says why this change must not be applied (it
+	// would lose or break data); a plan with a refused change is not
+	// applied at all.
+	Refused string `json:"refused,omitempty"`
+	// Fix says what to do instead of a refused change.
+	Fix string `json:"fix,omitempty"`
 }
 
 // Action returns the change's single action.
@@ -106,6 +112,17 @@ func (p *Plan) HasChanges() bool {
 	return false
 }
 
+// Refused returns the changes that must not be applied.
+func (p *Plan) Refused() []Change {
+	var out []Change
+	for _, c := range p.ResourceChanges {
+		if c.Refused != "" {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // String is the human form; tests use it as their oracle.
 func (p *Plan) String() string {
 	var b strings.Builder
@@ -136,9 +153,19 @@ func (p *Plan) WriteText(w io.Writer) error {
 			b.WriteString(" [drift]")
 		}
 		b.WriteByte('\n')
+		if c.Refused != "" {
+			fmt.Fprintf(&b, "    refused: %s\n", c.Refused)
+			if c.Fix != "" {
+				fmt.Fprintf(&b, "    fix: %s\n", strings.ReplaceAll(c.Fix, "\n", "\n      "))
+			}
+		}
 	}
 	n := p.Counts()
-	fmt.Fprintf(&b, "\nPlan: %d to create, %d to update, %d to delete, %d unchanged.\n", n[Create], n[Update], n[Delete], n[NoOp])
+	fmt.Fprintf(&b, "\nPlan: %d to create, %d to update, %d to delete, %d unchanged.", n[Create], n[Update], n[Delete], n[NoOp])
+	if r := len(p.Refused()); r > 0 {
+		fmt.Fprintf(&b, " Refused: %d; nothing will be applied.", r)
+	}
+	b.WriteByte('\n')
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -19,17 +19,20 @@ import (
 const MinMaxMapCount = 262144
 
 // Facts are what is known about the host; -1 means unknown (for example
-// on a remote engine, whose /proc this process cannot read).
+// the free disk of a remote engine, whose filesystems this process cannot
+// read).
 type Facts struct {
-	Engine   string
 	MemTotal int64
 	// MemAvailable is the kernel's estimate of memory free for new work
 	// (MemAvailable in /proc/meminfo); 0 or -1 when unknown.
 	MemAvailable int64
 	DiskFree     int64
 	DiskPath     string
-	MaxMapCount  int
-	Remote       bool
+	// MaxMapCount is the host's vm.max_map_count, read from /proc on a
+	// local engine and by a short-lived container on a remote one.
+	MaxMapCount int
+	// MaxMapCountUnread says why MaxMapCount is unknown.
+	MaxMapCountUnread string
 }
 
 // Needs are what the deployment asks of the host.
@@ -96,26 +99,35 @@ func Check(f Facts, n Needs) []Problem {
 	if len(n.Elasticsearch) > 0 {
 		switch {
 		case f.MaxMapCount < 0:
+			why := f.MaxMapCountUnread
+			if why == "" {
+				why = "unknown"
+			}
 			ps = append(ps, Problem{Check: "vm.max_map_count", Warning: true,
-				Summary: "vm.max_map_count could not be read on a remote engine; Elasticsearch (" + strings.Join(n.Elasticsearch, ", ") + ") needs at least 262144",
-				Fix:     "on the host: sysctl vm.max_map_count (set it with the command below if lower)"})
+				Summary: "vm.max_map_count could not be read (" + why + "); Elasticsearch (" + strings.Join(n.Elasticsearch, ", ") + ") needs at least 262144",
+				Fix:     "on the engine's host: sysctl vm.max_map_count; if it is lower: " + maxMapCountFix})
 		case f.MaxMapCount < MinMaxMapCount:
 			ps = append(ps, Problem{Check: "vm.max_map_count",
 				Summary: fmt.Sprintf("vm.max_map_count is %d; Elasticsearch (%s) needs at least %d", f.MaxMapCount, strings.Join(n.Elasticsearch, ", "), MinMaxMapCount),
-				Fix:     "sudo sysctl -w vm.max_map_count=262144 && echo vm.max_map_count=262144 | sudo tee /etc/sysctl.d/99-elasticsearch.conf"})
+				Fix:     maxMapCountFix})
 		}
 	}
 	return ps
 }
 
+// maxMapCountFix raises vm.max_map_count now and at every boot.
+const maxMapCountFix = "sudo sysctl -w vm.max_map_count=262144 && echo vm.max_map_count=262144 | sudo tee /etc/sysctl.d/99-elasticsearch.conf"
+
 func gib(b int64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }
 
-// LocalFacts reads what can be read on this machine: free disk under the
-// engine's root directory and vm.max_map_count. For a remote engine both
-// stay unknown.
-func LocalFacts(engine string, memTotal int64, rootDir string, local bool) Facts {
-	f := Facts{Engine: engine, MemTotal: memTotal, MemAvailable: -1, DiskFree: -1, DiskPath: rootDir, MaxMapCount: -1, Remote: !local}
+// LocalFacts reads what can be read on this machine: available memory,
+// free disk under the engine's root directory and vm.max_map_count. For a
+// remote engine they stay unknown (the caller reads vm.max_map_count
+// through the engine).
+func LocalFacts(memTotal int64, rootDir string, local bool) Facts {
+	f := Facts{MemTotal: memTotal, MemAvailable: -1, DiskFree: -1, DiskPath: rootDir, MaxMapCount: -1}
 	if !local {
+		f.MaxMapCountUnread = "the engine is remote"
 		return f
 	}
 	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
@@ -125,10 +137,12 @@ func LocalFacts(engine string, memTotal int64, rootDir string, local bool) Facts
 	if err := syscall.Statfs(rootDir, &st); err == nil {
 		f.DiskFree = int64(st.Bavail) * int64(st.Bsize)
 	}
-	if b, err := os.ReadFile("/proc/sys/vm/max_map_count"); err == nil {
-		if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-			f.MaxMapCount = v
-		}
+	if b, err := os.ReadFile("/proc/sys/vm/max_map_count"); err != nil {
+		f.MaxMapCountUnread = err.Error()
+	} else if v, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+		f.MaxMapCount = v
+	} else {
+		f.MaxMapCountUnread = "unexpected /proc/sys/vm/max_map_count: " + err.Error()
 	}
 	return f
 }

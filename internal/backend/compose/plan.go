@@ -16,15 +16,25 @@ import (
 	"github.com/aipairpro/orchestrator/internal/plan"
 )
 
+// PlanOptions are what a plan knows beyond the project.
+type PlanOptions struct {
+	// Applied is the record of the last successful up (service -> config
+	// hash), from Applied; it tells drift (removed or changed by hand)
+	// apart from changes nobody has applied yet. It may be nil.
+	Applied map[string]string
+	// PostgresMajor is the spec's database.version: the major PostgreSQL
+	// is expected to run when its image is not on the engine yet.
+	PostgresMajor string
+}
+
 // Plan compares the project (desired) with what the engine runs (actual),
 // using compose's own configuration hashes, so that it predicts what Up
 // will do: create what is missing, recreate what diverged, start what was
-// stopped, remove orphans. Each change carries its reason.
-//
-// applied is the record of the last successful up (service -> config
-// hash), from Applied; it tells drift (removed or changed by hand) apart
-// from changes nobody has applied yet. It may be nil.
-func (t *Target) Plan(ctx context.Context, p *types.Project, applied map[string]string) (*plan.Plan, error) {
+// stopped, remove orphans. Each change carries its reason. A change that
+// would break data is refused (see plan.Change.Refused): a PostgreSQL
+// server of another major than the data in its volume.
+func (t *Target) Plan(ctx context.Context, p *types.Project, opts PlanOptions) (*plan.Plan, error) {
+	applied := opts.Applied
 	pl := plan.New(p.Name, "docker ("+t.host+")")
 	cs, err := t.containers(ctx, p.Name)
 	if err != nil {
@@ -42,6 +52,13 @@ func (t *Target) Plan(ctx context.Context, p *types.Project, applied map[string]
 		ch, err := t.planService(ctx, svc, byService[name], imageIDs, networks, last, wasApplied)
 		if err != nil {
 			return nil, err
+		}
+		// Only a container about to be (re)created or started opens the
+		// data; one left alone already runs on it.
+		if name == PostgresService && ch.Action() != plan.NoOp {
+			if ch.Refused, ch.Fix, err = t.checkPostgresData(ctx, p, svc, byService[name], opts.PostgresMajor); err != nil {
+				return nil, fmt.Errorf("check the data of service %s: %w", name, err)
+			}
 		}
 		pl.Add(ch)
 	}
