@@ -342,9 +342,23 @@ func (b *builder) postiz() {
 		},
 		Health: &model.Healthcheck{Test: []string{"CMD", "temporal", "operator", "cluster", "health", "--address", "temporal:7233"}, IntervalSec: 10, TimeoutSec: 5, Retries: 10, StartSec: 30},
 	})
+	// Postiz's worker never reconnects to Temporal (gitroomhq/postiz-app
+	// #1748, #2035) and Docker restarts only containers that exit: the
+	// watchdog makes the container exit when the worker has no connection
+	// (see the script's header).
+	watchdog, err := templates.FS.ReadFile("catalog/postiz-watchdog.sh")
+	if err != nil {
+		panic(err)
+	}
+	const watchdogPath = "/orchestrator/postiz-watchdog.sh"
+	b.dep.Files = append(b.dep.Files, model.File{Path: "postiz/watchdog.sh", Content: watchdog, Mode: 0o644})
 	pub := b.publicURL("postiz")
 	b.add(model.Service{
 		Name: "postiz", Component: "postiz", Image: b.image("postiz", "postiz"),
+		// Without arguments the script runs the image's own command,
+		// `sh -c "nginx && pnpm run pm2"`, as PID 1 (exec).
+		Command:    []string{"sh", watchdogPath},
+		FileMounts: []model.FileMount{{File: "postiz/watchdog.sh", Target: watchdogPath}},
 		Env: map[string]string{
 			// Postiz checks these match the browser's URL exactly, with no
 			// trailing slash; cookies need HTTPS, which the proxy provides.
@@ -376,7 +390,8 @@ func (b *builder) postiz() {
 			{Service: "postgres-init", Condition: model.Completed},
 			{Service: "postiz-redis", Condition: model.Healthy},
 			// Postiz connects its Temporal worker once, at start: it must
-			// find Temporal healthy or posts stay queued forever.
+			// find Temporal healthy or posts stay queued. A daemon restart
+			// ignores depends_on; the watchdog covers that.
 			{Service: "temporal", Condition: model.Healthy},
 		},
 		// The image has node but no curl or wget.

@@ -10,6 +10,17 @@
 // catalog entry declares works. FAIL_HEALTH=1 makes every answer a 503, to
 // simulate a service that never turns healthy. Each request is logged to stdout.
 //
+// Dialing once:
+//
+//	DIAL_ONCE=temporal:7233 standin
+//
+// also connects to that address at start (retrying every second until it
+// first answers), sends one HTTP request so that an HTTP server (another
+// stand-in) keeps the connection open, and holds it until the peer closes
+// it. It never dials again: that is how Postiz's Temporal worker behaves
+// (gitroomhq/postiz-app#1748), which the Postiz watchdog's test needs. Each
+// step is logged to stdout with the prefix "dial-once:".
+//
 // Probing:
 //
 //	standin probe http://127.0.0.1:8080/healthz
@@ -83,12 +94,22 @@ func serve() error {
 	if v := os.Getenv("FAIL_HEALTH"); v != "" && v != "0" && !strings.EqualFold(v, "false") {
 		status = http.StatusServiceUnavailable
 	}
+
+	dialAddr := os.Getenv("DIAL_ONCE")
+	if dialAddr != "" {
+		if _, _, err := net.SplitHostPort(dialAddr); err != nil {
+			return fmt.Errorf("DIAL_ONCE=%q: %w", dialAddr, err)
+		}
+	}
 	logger := log.New(os.Stdout, "", log.LstdFlags|log.LUTC)
 
 	// As PID 1 in a container the kernel ignores SIGTERM unless the process
 	// handles it, which would make every `docker stop` wait for its timeout.
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	if dialAddr != "" {
+		go dialOnce(ctx, dialAddr, logger)
+	}
 
 	servers := make([]*http.Server, 0, len(ports))
 	errs := make(chan error, len(ports))
@@ -129,6 +150,50 @@ func serve() error {
 	}
 	wg.Wait()
 	return nil
+}
+
+// dialOnce connects to addr once, retrying until the first success, and
+// holds the connection until the peer closes it or ctx ends. It never
+// dials again.
+func dialOnce(ctx context.Context, addr string, logger *log.Logger) {
+	var conn net.Conn
+	for attempt := 1; ; attempt++ {
+		d := net.Dialer{Timeout: 5 * time.Second}
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			conn = c
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if attempt == 1 {
+			logger.Printf("dial-once: %s: %v; retrying every second until it answers", addr, err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
+	logger.Printf("dial-once: dialed %s from %s; holding the connection", addr, conn.LocalAddr())
+	// Go's HTTP server closes a connection that sends no request within
+	// its header timeout; after one request it waits for the next forever.
+	host, _, _ := net.SplitHostPort(addr)
+	if _, err := fmt.Fprintf(conn, "GET /dial-once HTTP/1.1\r\nHost: %s\r\nUser-Agent: standin-dial-once\r\n\r\n", host); err != nil {
+		logger.Printf("dial-once: writing to %s: %v", addr, err)
+	}
+	stopClosing := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stopClosing()
+	_, err := io.Copy(io.Discard, conn)
+	if ctx.Err() != nil {
+		return
+	}
+	reason := "closed by the peer"
+	if err != nil {
+		reason = err.Error()
+	}
+	logger.Printf("dial-once: connection to %s lost (%s); never dialing again", addr, reason)
 }
 
 func handler(port, status int, logger *log.Logger) http.Handler {
