@@ -28,10 +28,22 @@ func databaseURL(consumer string) string {
 }
 
 // httpProbe is the healthcheck for the user's own images, whose tools we
-// cannot know: busybox/GNU wget or curl, whichever the image has.
+// cannot know: busybox/GNU wget or curl, whichever the image has. The URL
+// is quoted for the shell: a valid path may hold ';', '&', '$' or quotes.
 func httpProbe(port int, path string) []string {
-	url := fmt.Sprintf("http://127.0.0.1:%d%s", port, path)
+	url := shellQuote(fmt.Sprintf("http://127.0.0.1:%d%s", port, path))
 	return []string{"CMD-SHELL", fmt.Sprintf("wget -q -O /dev/null %s || curl -fsS -o /dev/null %s", url, url)}
+}
+
+// shellQuote makes s one word for a POSIX shell, taken literally: as it is
+// when it holds only characters no shell treats specially, else in single
+// quotes, where a quote of s closes them, is escaped with a backslash and
+// opens them again.
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
 func (b *builder) app() {
@@ -319,11 +331,11 @@ func (b *builder) postiz() {
 		Name: "temporal", Component: "postiz", Image: b.image("temporal", "postiz"),
 		FileMounts: []model.FileMount{{File: "temporal/dynamicconfig.yaml", Target: temporalDynamicConfig}},
 		Env: map[string]string{
-			"DB":                       "postgres12",
-			"DB_PORT":                  "5432",
-			"POSTGRES_SEEDS":           "postgres",
-			"POSTGRES_USER":            "temporal",
-			"SKIP_DB_CREATE":           "true",
+			"DB":             "postgres12",
+			"DB_PORT":        "5432",
+			"POSTGRES_SEEDS": "postgres",
+			"POSTGRES_USER":  "temporal",
+			"SKIP_DB_CREATE": "true",
 			// The auto-setup image ships only config/dynamicconfig/docker.yaml;
 			// upstream's compose names development-sql.yaml from a bind mount
 			// of its repository. The stack ships its own, as a config.
@@ -362,13 +374,13 @@ func (b *builder) postiz() {
 		Env: map[string]string{
 			// Postiz checks these match the browser's URL exactly, with no
 			// trailing slash; cookies need HTTPS, which the proxy provides.
-			"MAIN_URL":                     pub,
-			"FRONTEND_URL":                 pub,
-			"NEXT_PUBLIC_BACKEND_URL":      pub + "/api",
-			"BACKEND_INTERNAL_URL":         "http://localhost:3000",
-			"REDIS_URL":                    "redis://postiz-redis:6379",
-			"TEMPORAL_ADDRESS":             "temporal:7233",
-			"IS_GENERAL":                   "true",
+			"MAIN_URL":                pub,
+			"FRONTEND_URL":            pub,
+			"NEXT_PUBLIC_BACKEND_URL": pub + "/api",
+			"BACKEND_INTERNAL_URL":    "http://localhost:3000",
+			"REDIS_URL":               "redis://postiz-redis:6379",
+			"TEMPORAL_ADDRESS":        "temporal:7233",
+			"IS_GENERAL":              "true",
 			// Upstream's development default is "false": anyone on the
 			// internet could sign up. With "true" the first organisation
 			// can still register, and nobody after it.

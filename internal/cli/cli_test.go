@@ -188,7 +188,7 @@ func TestRenderOutputsAndStateDir(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep))
 	assert.Equal(t, filepath.Join(dir, "vault"), rep.StateDir)
 	assert.Equal(t, 18, rep.Services)
-	assert.ElementsMatch(t, []string{"rendered/phase1/docker-compose.yml", "rendered/phase1/postgres/init.sh", "rendered/phase1/proxy/Caddyfile", "rendered/phase1/temporal/dynamicconfig.yaml"}, rep.Files)
+	assert.ElementsMatch(t, []string{"rendered/phase1/docker-compose.yml", "rendered/phase1/postgres/init.sh", "rendered/phase1/proxy/Caddyfile", "rendered/phase1/postiz/watchdog.sh", "rendered/phase1/temporal/dynamicconfig.yaml"}, rep.Files)
 	assert.FileExists(t, filepath.Join(dir, "rendered", "phase1", "docker-compose.yml"))
 	assertNoSecrets(t, filepath.Join(dir, "vault"), r.stdout+r.stderr)
 
