@@ -37,6 +37,8 @@ it renders, so it never rewrites files under a running up.
 
 A change that would break data is refused, with what to do instead, and plan
 exits 1: a PostgreSQL image of another major than the data in its volume.
+Images the engine neither has nor can pull are a warning (JSON:
+unavailable_images), with the reason and the fix: up would stop on them.
 
 Exit codes with --detailed-exitcode: 0 no changes, 1 error (or a refused change),
 2 changes.`,
@@ -68,6 +70,11 @@ func runPlan(ctx context.Context, opts *PlanOptions) error {
 	pl, err := p.target.Plan(ctx, p.project, planOptions(p))
 	if err != nil {
 		return fmt.Errorf("plan: %w", err)
+	}
+	if pl.HasChanges() {
+		if err := warnUnavailableImages(ctx, opts.IO, p, pl); err != nil {
+			return err
+		}
 	}
 	if opts.Output == "json" {
 		err = pl.WriteJSON(opts.IO.Out)

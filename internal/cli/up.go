@@ -35,9 +35,11 @@ func NewCmdUp(f *Factory) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Render the stack and bring it up on its Docker host, waiting until every service is healthy",
-		Long: `Up renders the stack (exactly what render --phase=1 writes), checks the host, and
-applies it through the Docker Compose engine: missing services are created, changed
-ones recreated, unchanged ones left alone. It waits until every service is healthy
+		Long: `Up renders the stack (exactly what render --phase=1 writes), checks the host and
+that every image is on the engine or can be pulled (else it changes nothing and
+says which, why and what to do), and applies it through the Docker Compose
+engine: missing services are created, changed ones recreated, unchanged ones
+left alone. It waits until every service is healthy
 (one-shot services: completed), then prints each component's URL.
 Volumes are never deleted, and a volume whose configuration diverged is kept.`,
 		Example: `  orchestrator up --phase=1
@@ -83,6 +85,11 @@ func runUp(ctx context.Context, opts *UpOptions) error {
 	var upErr error
 	var failures []compose.Failure
 	if pl.HasChanges() {
+		// Every image on the engine or pullable, before anything changes:
+		// compose would start every pull and interrupt them at the first error.
+		if err := unavailableImagesError(ctx, p); err != nil {
+			return err
+		}
 		if err := pl.WriteText(opts.IO.ErrOut); err != nil {
 			return err
 		}

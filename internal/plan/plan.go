@@ -66,6 +66,28 @@ type Plan struct {
 	Stack           string   `json:"stack"`
 	Target          string   `json:"target"`
 	ResourceChanges []Change `json:"resource_changes"`
+	// UnavailableImages are the images the target can neither find nor
+	// pull: applying this plan would stop before changing anything.
+	UnavailableImages []UnavailableImage `json:"unavailable_images,omitempty"`
+}
+
+// Reasons an image cannot be pulled.
+const (
+	ImageUnreachable  = "unreachable"  // no answer from the registry (DNS, route, firewall, TLS)
+	ImageNotFound     = "not-found"    // the registry has no such repository, tag or digest
+	ImageUnauthorized = "unauthorized" // the registry wants credentials (or hides a missing repository behind 401)
+	ImageError        = "error"        // anything else the registry or the engine said
+)
+
+// UnavailableImage is one image of the stack that is not on the target and
+// cannot be pulled, with every service that uses it.
+type UnavailableImage struct {
+	Image    string   `json:"image"`
+	Services []string `json:"services"`
+	// Reason is one of the Image* constants.
+	Reason string `json:"reason"`
+	// Detail is the registry's or the engine's own message.
+	Detail string `json:"detail"`
 }
 
 // New returns an empty plan.
