@@ -13,6 +13,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+
+	"github.com/aipairpro/orchestrator/internal/backend/compose"
 )
 
 // DownOptions are the inputs of `orchestrator down`.
@@ -56,6 +58,18 @@ func runDown(ctx context.Context, opts *DownOptions) error {
 		return err
 	}
 	defer lock.Unlock()
+	// Before listing volumes to delete: one of another compose project of
+	// the same name must not even be offered.
+	foreign, err := p.target.Foreign(ctx, p.stack.Name)
+	if err != nil {
+		return err
+	}
+	if len(foreign) > 0 {
+		for _, c := range foreign {
+			fmt.Fprintf(opts.IO.ErrOut, "Not this stack's: %s: %s\n", c.Address, c.Reason)
+		}
+		return compose.ForeignError("down", foreign)
+	}
 	if opts.Volumes {
 		vols, err := p.target.Volumes(ctx, p.stack.Name)
 		if err != nil {

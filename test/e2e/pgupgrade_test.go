@@ -119,7 +119,7 @@ func TestPGMajorChangeIsRefused(t *testing.T) {
 			"pg_dumpall -U postgres' > " + name + "-pg15.sql)",
 			"docker volume create " + volume + "-pg15",
 			"docker volume rm " + volume + "\n",
-			fmt.Sprintf("docker volume create --label com.docker.compose.project=%s --label com.docker.compose.volume=postgres-data %s\n", name, volume),
+			fmt.Sprintf("docker volume create --label com.docker.compose.project=%s --label com.docker.compose.volume=postgres-data --label dev.orchestrator.stack=%s %s\n", name, name, volume),
 			fmt.Sprintf("docker run -d --name %s-pg-new -e POSTGRES_PASSWORD=restore-only -v %s:/var/lib/postgresql/data postgres:16.10", name, volume),
 			"psql -q -o /dev/null -U postgres -d postgres' < " + name + "-pg15.sql",
 			"orchestrator up",

@@ -90,11 +90,15 @@ func (r *renderer) project() (*types.Project, error) {
 		Secrets:  types.Secrets{},
 		Configs:  types.Configs{},
 	}
+	// Our label on every network and volume (containers carry
+	// LabelComponent): a resource with the project's compose label but
+	// without ours belongs to someone else, and is never touched (see
+	// Foreign).
 	for _, n := range r.d.Networks {
-		p.Networks[n.Name] = types.NetworkConfig{Internal: n.Internal}
+		p.Networks[n.Name] = types.NetworkConfig{Internal: n.Internal, Labels: types.Labels{LabelStack: r.d.Name}}
 	}
 	for _, v := range r.d.Volumes {
-		p.Volumes[v.Name] = types.VolumeConfig{}
+		p.Volumes[v.Name] = types.VolumeConfig{Labels: types.Labels{LabelStack: r.d.Name}}
 	}
 	// Secrets and configs reach containers through the engine's API, not
 	// as bind mounts of this machine's files: compose copies a secret whose

@@ -351,8 +351,9 @@ func upgradeSteps(u upgrade) string {
 		"docker volume rm "+u.Volume,
 		// Labelled as compose labels its own, so the project owns it again
 		// (down --volumes deletes it) without a configuration hash to
-		// diverge from.
-		fmt.Sprintf("docker volume create --label com.docker.compose.project=%s --label com.docker.compose.volume=%s %s", u.Project, u.Key, u.Volume),
+		// diverge from, and with orchestrator's label, without which it
+		// would be another project's (Foreign).
+		fmt.Sprintf("docker volume create --label com.docker.compose.project=%s --label com.docker.compose.volume=%s --label %s=%s %s", u.Project, u.Key, LabelStack, u.Project, u.Volume),
 		fmt.Sprintf("docker run -d --name %s -e POSTGRES_PASSWORD=restore-only -v %s:%s %s", next, u.Volume, u.NewTarget, u.NewImage),
 		fmt.Sprintf("docker exec -i %s sh -c '%s; psql -q -o /dev/null -U postgres -d postgres' < %s", next, wait, dump),
 		"docker rm -f "+next,

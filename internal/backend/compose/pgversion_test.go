@@ -106,7 +106,7 @@ func TestUpgradeSteps(t *testing.T) {
   docker volume create acme_postgres-data-pg17
   docker run --rm -v acme_postgres-data:/from:ro -v acme_postgres-data-pg17:/to --entrypoint cp postgres:17.6 -a /from/. /to/
   docker volume rm acme_postgres-data
-  docker volume create --label com.docker.compose.project=acme --label com.docker.compose.volume=postgres-data acme_postgres-data
+  docker volume create --label com.docker.compose.project=acme --label com.docker.compose.volume=postgres-data --label dev.orchestrator.stack=acme acme_postgres-data
   docker run -d --name acme-pg-new -e POSTGRES_PASSWORD=restore-only -v acme_postgres-data:/var/lib/postgresql postgres:18.0
   docker exec -i acme-pg-new sh -c 'until pg_isready -q -h 127.0.0.1; do sleep 1; done; psql -q -o /dev/null -U postgres -d postgres' < acme-pg17.sql
   docker rm -f acme-pg-new

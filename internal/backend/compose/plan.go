@@ -36,6 +36,15 @@ type PlanOptions struct {
 func (t *Target) Plan(ctx context.Context, p *types.Project, opts PlanOptions) (*plan.Plan, error) {
 	applied := opts.Applied
 	pl := plan.New(p.Name, "docker ("+t.host+")")
+	// Another compose project of the same name: compose would remove its
+	// containers and adopt its volumes. Refused, never applied.
+	foreign, err := t.Foreign(ctx, p.Name)
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range foreign {
+		pl.Add(c)
+	}
 	cs, err := t.containers(ctx, p.Name)
 	if err != nil {
 		return nil, fmt.Errorf("list containers: %w", err)

@@ -141,8 +141,16 @@ func (t *Target) Up(ctx context.Context, p *types.Project, timeout time.Duration
 }
 
 // Down removes the project's containers and networks by its label; volumes
-// only when asked.
+// only when asked. Compose goes by its project label alone, so Down first
+// refuses when anything labelled so was not made by orchestrator (Foreign).
 func (t *Target) Down(ctx context.Context, project string, volumes bool) error {
+	foreign, err := t.Foreign(ctx, project)
+	if err != nil {
+		return err
+	}
+	if err := ForeignError("down", foreign); err != nil {
+		return err
+	}
 	return t.compose.Down(ctx, project, api.DownOptions{RemoveOrphans: true, Volumes: volumes})
 }
 
@@ -151,8 +159,9 @@ func (t *Target) containers(ctx context.Context, project string) ([]container.Su
 	res, err := t.Client().ContainerList(ctx, client.ContainerListOptions{
 		All: true,
 		// Like compose: only containers it made for a service carry the
-		// config-hash label (hook runners and strays do not).
-		Filters: make(client.Filters).Add("label", api.ProjectLabel+"="+project, api.ConfigHashLabel),
+		// config-hash label (hook runners and strays do not). Only ours:
+		// another project's of the same name is Foreign.
+		Filters: make(client.Filters).Add("label", api.ProjectLabel+"="+project, api.ConfigHashLabel, LabelComponent),
 	})
 	if err != nil {
 		return nil, err

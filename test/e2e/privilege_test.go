@@ -1,0 +1,87 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestForeignProjectIsNeverTouched: an unrelated compose project that
+// happens to share the stack's name carries the same compose project
+// label. Compose alone would remove its containers as orphans on up and
+// delete its volumes on down --volumes; orchestrator refuses instead.
+func TestForeignProjectIsNeverTouched(t *testing.T) {
+	const name = "e2eforeign"
+	dir := newStack(t, smallSpec(name))
+	requireUp(t, dir, "--skip-preflight")
+	ours := containerIDs(t, name)
+	api := docker(t, "inspect", "-f", "{{.Id}}", name+"-api-1")
+
+	// Labelled the way `docker compose -p e2eforeign up` labels its own.
+	stranger := name + "-stranger"
+	docker(t, "run", "-d", "--name", stranger,
+		"--label", "com.docker.compose.project="+name, "--label", "com.docker.compose.service=db",
+		"--label", "com.docker.compose.container-number=1", "--label", "com.docker.compose.oneoff=False",
+		"--label", "com.docker.compose.config-hash=0123456789abcdef", "--label", "com.docker.compose.version=2.29.0",
+		webImage)
+	docker(t, "volume", "create", "--label", "com.docker.compose.project="+name,
+		"--label", "com.docker.compose.volume=cache", name+"_cache")
+	// Registered after newStack's, so it runs first: the stack's own down
+	// is refused while these exist.
+	t.Cleanup(func() {
+		docker(t, "rm", "-f", stranger)
+		docker(t, "volume", "rm", "-f", name+"_cache")
+	})
+	foreignSurvives := func(t *testing.T) {
+		t.Helper()
+		assert.Equal(t, "running", docker(t, "inspect", "-f", "{{.State.Status}}", stranger))
+		assert.Equal(t, name+"_cache", docker(t, "volume", "inspect", "-f", "{{.Name}}", name+"_cache"))
+	}
+
+	t.Run("plan shows both as refused conflicts", func(t *testing.T) {
+		r := orch(t, dir, "plan")
+		assert.Equal(t, 1, r.code, r.stdout+r.stderr)
+		assert.Contains(t, r.stdout, `- container.`+stranger+` will be deleted: labelled as compose project "e2eforeign" but not made by orchestrator (service "db", image `+webImage+`)`)
+		assert.Contains(t, r.stdout, `    refused: container `+stranger+` belongs to another compose project named "e2eforeign"`)
+		assert.Contains(t, r.stdout, `- volume.`+name+`_cache will be deleted`)
+		assert.Contains(t, r.stdout, "fix: this stack and another compose project are both named \"e2eforeign\"")
+		assert.Contains(t, r.stderr, "Error: refused, nothing applied: container."+stranger)
+	})
+
+	t.Run("up refuses and the foreign container survives", func(t *testing.T) {
+		// A pending change, so that compose would run (and remove orphans).
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "stack.yaml"),
+			[]byte(strings.Replace(smallSpec(name), "health: /}", "health: /, env: {MODE: two}}", 1)), 0o644))
+		r := orch(t, dir, "up", "--progress", "plain", "--skip-preflight")
+		assert.Equal(t, 1, r.code, r.stdout+r.stderr)
+		assert.Contains(t, r.stderr, "Error: refused, nothing applied: container."+stranger)
+		foreignSurvives(t)
+		assert.ElementsMatch(t, append(strings.Fields(ours), docker(t, "inspect", "-f", "{{.Id}}", stranger)),
+			strings.Fields(containerIDs(t, name)), "up changed containers")
+	})
+
+	t.Run("down --volumes --yes refuses and deletes nothing", func(t *testing.T) {
+		r := orch(t, dir, "down", "--volumes", "--yes", "--progress", "quiet")
+		assert.Equal(t, 1, r.code, r.stdout+r.stderr)
+		assert.Contains(t, r.stderr, "Not this stack's: volume."+name+"_cache")
+		assert.Contains(t, r.stderr, "Error: down refused, nothing changed: container."+stranger+", volume."+name+"_cache carry this stack's compose project label")
+		assert.NotContains(t, r.stderr, "These volumes and ALL their data will be deleted")
+		foreignSurvives(t)
+		assert.Contains(t, docker(t, "volume", "ls", "-q"), name+"_postgres-data")
+		assert.ElementsMatch(t, append(strings.Fields(ours), docker(t, "inspect", "-f", "{{.Id}}", stranger)),
+			strings.Fields(containerIDs(t, name)), "down removed containers")
+	})
+
+	t.Run("with the other project gone, the stack is its own again", func(t *testing.T) {
+		docker(t, "rm", "-f", stranger)
+		docker(t, "volume", "rm", name+"_cache")
+		assert.Equal(t, []string{"service.web: update"}, changed(t, dir))
+		requireUp(t, dir, "--skip-preflight")
+		requireNoChanges(t, dir)
+		assert.Equal(t, api, docker(t, "inspect", "-f", "{{.Id}}", name+"-api-1"), "only web changed")
+	})
+}
