@@ -112,10 +112,11 @@ func (b *builder) proxy() {
 		Name: "proxy", Component: "proxy", Image: b.image("proxy", ""),
 		FileMounts: []model.FileMount{{File: "proxy/Caddyfile", Target: "/etc/caddy/Caddyfile"}},
 		Ports:      []int{80, 443},
+		// On phase1.bind's address, or every interface when it is empty.
 		Publish: []model.PortBinding{
-			{Host: b.st.Phase1.HTTPPort, Target: 80, Protocol: "tcp"},
-			{Host: b.st.Phase1.HTTPSPort, Target: 443, Protocol: "tcp"},
-			{Host: b.st.Phase1.HTTPSPort, Target: 443, Protocol: "udp"}, // HTTP/3
+			{HostIP: b.st.Phase1.Bind, Host: b.st.Phase1.HTTPPort, Target: 80, Protocol: "tcp"},
+			{HostIP: b.st.Phase1.Bind, Host: b.st.Phase1.HTTPSPort, Target: 443, Protocol: "tcp"},
+			{HostIP: b.st.Phase1.Bind, Host: b.st.Phase1.HTTPSPort, Target: 443, Protocol: "udp"}, // HTTP/3
 		},
 		Volumes: []model.VolumeMount{
 			{Volume: "proxy-data", Target: "/data"},

@@ -118,9 +118,10 @@ func TestBadSpecs(t *testing.T) {
 		},
 		{
 			name: "phase settings",
-			spec: good + "phase1: {host: ftp://x}\nphase2: {provider: aws2}\n",
+			spec: good + "phase1: {host: ftp://x, bind: localhost}\nphase2: {provider: aws2}\n",
 			want: []string{
 				`stack.yaml:7:16: error: unsupported docker host scheme "ftp" (phase1.host) | use ssh://, tcp://, unix:// or npipe://`,
+				`stack.yaml:7:31: error: bind address "localhost" is not an IP address (phase1.bind) | use an IP address of the host, e.g. 127.0.0.1 for this machine only; leave bind out for every interface`,
 				`stack.yaml:8:9: error: phase2.provider is set but region is not (phase2) | add e.g. ` + "`region: eu-west-1`",
 				`stack.yaml:8:20: error: unknown provider "aws2"; expected aws, gcp or azure (phase2.provider) | did you mean "aws"?`,
 			},

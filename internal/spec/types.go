@@ -120,6 +120,10 @@ type Phase1 struct {
 	// HTTPPort and HTTPSPort are the host ports the proxy publishes.
 	HTTPPort  int `yaml:"http_port,omitempty" json:"http_port,omitempty" jsonschema:"minimum=1,maximum=65535" jsonschema_description:"Host port for HTTP (default 80)."`
 	HTTPSPort int `yaml:"https_port,omitempty" json:"https_port,omitempty" jsonschema:"minimum=1,maximum=65535" jsonschema_description:"Host port for HTTPS and HTTP/3 (default 443)."`
+	// Bind is the host IP address the proxy publishes those ports on.
+	// Empty means every interface, as a server wants; a laptop binds
+	// 127.0.0.1 so nothing on its network reaches the stack.
+	Bind string `yaml:"bind,omitempty" json:"bind,omitempty" jsonschema_description:"Host IP address the proxy publishes its ports on, e.g. 127.0.0.1 for this machine only; default: every interface."`
 }
 
 // Phase2 is the Kubernetes + OpenTofu target.

@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"sort"
 	"strings"
@@ -328,6 +329,13 @@ func (v *validator) phase1() {
 	}
 	if v.s.Phase1.HTTPPort != 0 && v.s.Phase1.HTTPPort == v.s.Phase1.HTTPSPort {
 		v.errorf("phase1.https_port", "use two different ports", "http_port and https_port are both %d", v.s.Phase1.HTTPPort)
+	}
+	if b := v.s.Phase1.Bind; b != "" {
+		// Docker publishes on an address, not a host name or interface.
+		if a, err := netip.ParseAddr(b); err != nil || a.Zone() != "" {
+			v.errorf("phase1.bind", "use an IP address of the host, e.g. 127.0.0.1 for this machine only; leave bind out for every interface",
+				"bind address %q is not an IP address", b)
+		}
 	}
 	h := v.s.Phase1.Host
 	if h == "" {
