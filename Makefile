@@ -34,8 +34,9 @@ golden: ## rewrite golden files and the committed JSON Schema
 bench: ## whole-process timings (hyperfine) against docker compose, and Go benchmarks
 	./hack/bench.sh
 
-fuzz: ## fuzz the spec loader for FUZZTIME (default 60s)
-	$(GO) test ./internal/spec -run '^$$' -fuzz FuzzLoad -fuzztime $${FUZZTIME:-60s}
+fuzz: ## fuzz the spec loader and the compose YAML writer, each for FUZZTIME (default 60s)
+	$(GO) test ./internal/spec -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $${FUZZTIME:-60s}
+	$(GO) test ./internal/backend/compose -run '^$$' -fuzz '^FuzzWriterRoundTrip$$' -fuzztime $${FUZZTIME:-60s}
 
 lint: ## gofmt and go vet
 	@test -z "$$(gofmt -l cmd internal templates hack)" || (gofmt -l cmd internal templates hack; exit 1)

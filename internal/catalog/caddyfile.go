@@ -64,6 +64,18 @@ var compressible = []string{
 	"text/yaml*",
 }
 
+// caddyToken writes s as one Caddyfile token: as it is when it holds only
+// characters the Caddyfile lexer has no use for, else in double quotes
+// with '"' and '\' escaped, so that '#' (a comment), whitespace and quotes
+// stay inside it. Quotes do not stop Caddy's placeholders ({...}); the
+// spec's grammar keeps braces out of the values written here.
+func caddyToken(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-") == "" {
+		return s
+	}
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
 // caddyfile renders the proxy's configuration: one site per route, each
 // compressing what is worth compressing and passing everything to its
 // service.
@@ -89,7 +101,7 @@ func caddyfile(tls model.TLS, routes []model.Route) string {
 		// trust store, so trust the CA by hand (see the README).
 		sb.WriteString("\tlocal_certs\n\tskip_install_trust\n")
 	} else if tls.Email != "" {
-		fmt.Fprintf(&sb, "\temail %s\n", tls.Email)
+		fmt.Fprintf(&sb, "\temail %s\n", caddyToken(tls.Email))
 	}
 	sb.WriteString("}\n")
 	sb.WriteString(`

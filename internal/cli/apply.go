@@ -69,7 +69,10 @@ type phase1 struct {
 // connects to the engine and loads the rendered project the way compose
 // does. What is applied is exactly what `render --phase=1` writes.
 func openPhase1(ctx context.Context, io *IOStreams, cfg *Config, store *state.Store, pf *phase1Flags, needProject bool) (*phase1, error) {
-	st, src, ds := spec.LoadFile(cfg.File)
+	st, src, ds := spec.LoadFileContext(ctx, cfg.File)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := reportDiagnostics(io, cfg.File, src, ds); err != nil {
 		return nil, err
 	}

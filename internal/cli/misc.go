@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"text/template"
 
 	"github.com/spf13/cobra"
@@ -116,15 +117,24 @@ func runInit(opts *InitOptions) error {
 		}
 		name = spec.ToDNSLabel(filepath.Base(abs))
 	}
+	if !spec.IsName(name) {
+		return usageError{fmt.Errorf("invalid --name %q: not a DNS label (lower case letters, digits and '-'); try %q", name, spec.ToDNSLabel(name))}
+	}
 	domain := opts.Domain
 	if domain == "" {
 		domain = name + ".localhost"
+	}
+	if !spec.IsDomain(domain) {
+		return usageError{fmt.Errorf("invalid --domain %q: not a DNS name; use lower-case labels separated by dots, e.g. acme.example.com", domain)}
 	}
 	raw, err := templates.FS.ReadFile("scaffold/stack.yaml")
 	if err != nil {
 		return err
 	}
-	t, err := template.New("stack.yaml").Parse(string(raw))
+	// Values are checked above and quoted where they land: a valid label
+	// may still read as another YAML type ("null", "1.5"). Every escape
+	// strconv.Quote writes is also a YAML double-quoted escape.
+	t, err := template.New("stack.yaml").Funcs(template.FuncMap{"yamlString": strconv.Quote}).Parse(string(raw))
 	if err != nil {
 		return err
 	}

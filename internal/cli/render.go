@@ -68,7 +68,10 @@ stack's lock, so it never rewrites files under a running up.`,
 }
 
 func runRender(ctx context.Context, opts *RenderOptions) error {
-	st, src, ds := spec.LoadFile(opts.File)
+	st, src, ds := spec.LoadFileContext(ctx, opts.File)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if err := reportDiagnostics(opts.IO, opts.File, src, ds); err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,10 +14,13 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
+	"github.com/aipairpro/orchestrator/internal/diag"
+	"github.com/aipairpro/orchestrator/internal/spec"
 	"github.com/aipairpro/orchestrator/internal/state"
 )
 
@@ -53,16 +57,34 @@ type Factory struct {
 	Config func() *Config
 }
 
+// shutdownGrace is how long a run may take to wind down after TERM or INT
+// (release its lock, tell compose to stop, remove a helper container)
+// before the process exits anyway.
+const shutdownGrace = 5 * time.Second
+
 // Main runs the CLI with the process's arguments and returns the exit code.
 func Main() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	// After the first Ctrl-C the run winds down; a second one kills it.
-	go func() {
-		<-ctx.Done()
-		stop()
-	}()
-	return Run(ctx, os.Args[1:], &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr})
+	done := make(chan int, 1)
+	go func() { done <- Run(ctx, os.Args[1:], &IOStreams{In: os.Stdin, Out: os.Stdout, ErrOut: os.Stderr}) }()
+	select {
+	case code := <-done:
+		return code
+	case <-ctx.Done():
+	}
+	// After the first TERM or Ctrl-C the run winds down: everything it
+	// does observes ctx. A second signal kills at once, and a run still
+	// busy after shutdownGrace (a call that ignores its context) is left
+	// behind: every write is atomic and the kernel releases the lock.
+	stop()
+	select {
+	case code := <-done:
+		return code
+	case <-time.After(shutdownGrace):
+		fmt.Fprintln(os.Stderr, "Interrupted.")
+		return ExitError
+	}
 }
 
 // Run executes one command line; tests call it in-process.
@@ -132,7 +154,18 @@ func loadConfig(cmd *cobra.Command, v *viper.Viper, configFile string, cfg *Conf
 	}
 	if configFile != "" {
 		v.SetConfigFile(configFile)
-		if err := v.ReadInConfig(); err != nil {
+		// Read and checked as the spec is (bounded, interruptible, aliases
+		// counted) before viper decodes it.
+		data, err := spec.ReadFile(cmd.Context(), configFile)
+		if err != nil {
+			return fmt.Errorf("read config file %s: %w", configFile, err)
+		}
+		if ext := strings.ToLower(filepath.Ext(configFile)); ext == ".yaml" || ext == ".yml" {
+			if d := spec.CheckYAML(configFile, data); d != nil {
+				return fmt.Errorf("read config file: %s", diag.Escape(d.Error()))
+			}
+		}
+		if err := v.ReadConfig(bytes.NewReader(data)); err != nil {
 			return fmt.Errorf("read config file %s: %w", configFile, err)
 		}
 	}

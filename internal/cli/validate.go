@@ -48,8 +48,11 @@ func checkOutput(o string) error {
 	return nil
 }
 
-func runValidate(_ context.Context, opts *ValidateOptions) error {
-	_, dep, src, ds := loadAndBuild(opts.File)
+func runValidate(ctx context.Context, opts *ValidateOptions) error {
+	_, dep, src, ds := loadAndBuild(ctx, opts.File)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	if opts.Output == "json" {
 		if err := ds.WriteJSON(opts.IO.Out); err != nil {
 			return err
@@ -68,8 +71,8 @@ func runValidate(_ context.Context, opts *ValidateOptions) error {
 
 // loadAndBuild loads the spec and builds its deployment, collecting the
 // diagnostics of both steps.
-func loadAndBuild(file string) (*spec.Stack, *model.Deployment, diag.Sources, diag.Diagnostics) {
-	st, src, ds := spec.LoadFile(file)
+func loadAndBuild(ctx context.Context, file string) (*spec.Stack, *model.Deployment, diag.Sources, diag.Diagnostics) {
+	st, src, ds := spec.LoadFileContext(ctx, file)
 	if ds.HasErrors() {
 		return nil, nil, src, ds
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Sources maps a filename to its content, for printing source snippets.
@@ -28,14 +30,14 @@ func (ds Diagnostics) WriteText(w io.Writer, src Sources) error {
 
 func writeOne(b *strings.Builder, d Diagnostic, src Sources) {
 	if d.Subject != nil {
-		b.WriteString(d.Subject.String())
+		b.WriteString(Escape(d.Subject.String()))
 		b.WriteString(": ")
 	}
 	b.WriteString(d.Severity.String())
 	b.WriteString(": ")
-	b.WriteString(d.Summary)
+	b.WriteString(Escape(d.Summary))
 	if d.Path != "" {
-		fmt.Fprintf(b, " (%s)", d.Path)
+		fmt.Fprintf(b, " (%s)", Escape(d.Path))
 	}
 	b.WriteByte('\n')
 	gutter := "     "
@@ -46,33 +48,128 @@ func writeOne(b *strings.Builder, d Diagnostic, src Sources) {
 				num = strings.Repeat(" ", 4-len(num)) + num
 			}
 			gutter = strings.Repeat(" ", len(num)+1)
-			fmt.Fprintf(b, "%s | %s\n", num, line)
-			width := d.Width
-			if width < 1 {
-				width = 1
-			}
-			col := d.Subject.Column - 1
-			if col < 0 {
-				col = 0
-			}
-			// Keep tabs so the caret lines up under tab-indented text.
-			pad := make([]byte, 0, col)
-			for i := 0; i < col && i < len(line); i++ {
-				if line[i] == '\t' {
-					pad = append(pad, '\t')
-				} else {
-					pad = append(pad, ' ')
-				}
-			}
-			fmt.Fprintf(b, "%s| %s%s\n", gutter, pad, strings.Repeat("^", width))
+			text, marks := snippet(line, d.Subject.Column-1, d.Width)
+			fmt.Fprintf(b, "%s | %s\n", num, text)
+			fmt.Fprintf(b, "%s| %s\n", gutter, marks)
 		}
 	}
 	if d.Detail != "" {
-		fmt.Fprintf(b, "%s= %s\n", gutter, d.Detail)
+		fmt.Fprintf(b, "%s= %s\n", gutter, Escape(d.Detail))
 	}
 	if d.Hint != "" {
-		fmt.Fprintf(b, "%s= hint: %s\n", gutter, d.Hint)
+		fmt.Fprintf(b, "%s= hint: %s\n", gutter, Escape(d.Hint))
 	}
+}
+
+// snippetContext is how many columns of a long line a snippet shows on
+// each side of its subject.
+const snippetContext = 60
+
+// snippet returns the source line as printed, escaped and, when long, cut
+// to snippetContext columns around its subject, and the caret line under
+// it: col characters in, underlining width bytes of the line from there
+// (at least one column), each character as wide as Escape writes it and
+// tabs kept so the carets line up under tab-indented text.
+func snippet(line string, col, width int) (text, marks string) {
+	// One entry per character: its bytes, how it is shown, its columns.
+	var raw, shown []string
+	var cols []int
+	for i := 0; i < len(line); {
+		_, size := utf8.DecodeRuneInString(line[i:])
+		raw = append(raw, line[i:i+size])
+		e := Escape(line[i : i+size])
+		shown = append(shown, e)
+		if e == raw[len(raw)-1] {
+			cols = append(cols, 1)
+		} else {
+			cols = append(cols, len(e))
+		}
+		i += size
+	}
+	col = min(max(col, 0), len(raw))
+	end := col
+	for n := 0; end < len(raw) && n < width; end++ {
+		n += len(raw[end])
+	}
+	first, n := col, 0
+	for first > 0 && n+cols[first-1] <= snippetContext {
+		first--
+		n += cols[first]
+	}
+	last, n := end, 0
+	for last < len(raw) && n+cols[last] <= snippetContext {
+		n += cols[last]
+		last++
+	}
+	var t, m strings.Builder
+	if first > 0 {
+		t.WriteString("...")
+		m.WriteString("   ")
+	}
+	for i := first; i < last; i++ {
+		t.WriteString(shown[i])
+		switch {
+		case i >= col:
+		case shown[i] == "\t":
+			m.WriteByte('\t')
+		default:
+			m.WriteString(strings.Repeat(" ", cols[i]))
+		}
+	}
+	if last < len(raw) {
+		t.WriteString("...")
+	}
+	under := 0
+	for i := col; i < end; i++ {
+		under += cols[i]
+	}
+	m.WriteString(strings.Repeat("^", max(under, 1)))
+	return t.String(), m.String()
+}
+
+// Escape makes text from a spec safe to print on a terminal: control
+// characters (C0 but tab, DEL, C1), invisible formatting characters
+// (bidirectional overrides, zero-width joiners, the byte order mark), line
+// and paragraph separators and bytes that are not UTF-8 are written as Go
+// escapes (\x1b, \u202e), so a spec can neither send escape sequences to
+// the terminal nor reorder what it shows. A backslash is left as it is.
+func Escape(s string) string {
+	clean := true
+	for _, r := range s {
+		if escapes(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r < 0x80 && escapes(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case escapes(r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteRune(r)
+		}
+		i += size
+	}
+	return b.String()
+}
+
+func escapes(r rune) bool {
+	switch {
+	case r == '\t':
+		return false
+	case r < 0x20, r == 0x7f, r >= 0x80 && r <= 0x9f, r == utf8.RuneError:
+		return true
+	}
+	return unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
 }
 
 func sourceLine(src []byte, n int) (string, bool) {

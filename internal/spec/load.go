@@ -2,13 +2,16 @@ package spec
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/aipairpro/orchestrator/internal/lazyre"
 
@@ -88,16 +91,120 @@ func parentPath(p string) string {
 	return ""
 }
 
+// MaxSpecBytes is the largest spec the loader reads: 512 KiB holds some
+// 3,000 services (the 500 of the benchmarks take 75 KB), and parsing the
+// most nodes it can hold takes about 0.2 s. Anything larger is refused
+// before it is parsed, so an endless input (-f /dev/zero) costs one read
+// of the limit.
+const MaxSpecBytes = 512 << 10
+
+// MaxSpecNodes bounds the YAML values the loader walks and decodes, aliases
+// expanded; a spec of MaxSpecBytes written out holds about 80,000. Each
+// alias counts as the whole subtree it repeats, so ten anchors of ten
+// aliases each (a billion laughs) are refused from their size, before any
+// expansion.
+const MaxSpecNodes = 125_000
+
 // LoadFile reads and loads the spec at path.
 func LoadFile(path string) (*Stack, diag.Sources, diag.Diagnostics) {
-	data, err := os.ReadFile(path)
-	if err != nil {
+	return LoadFileContext(context.Background(), path)
+}
+
+// LoadFileContext is LoadFile that returns as soon as ctx is done, even
+// while the read blocks (a FIFO or pipe whose writer sends nothing) or the
+// spec is being parsed. The abandoned work ends with the process; an
+// interrupted read ends at once, since the file is closed.
+func LoadFileContext(ctx context.Context, path string) (*Stack, diag.Sources, diag.Diagnostics) {
+	type loaded struct {
+		st  *Stack
+		src diag.Sources
+		ds  diag.Diagnostics
+	}
+	done := make(chan loaded, 1)
+	go func() {
+		data, err := ReadFile(ctx, path)
+		if err != nil {
+			var ds diag.Diagnostics
+			ds.Errorf(nil, "", "pass the spec with -f FILE, or run `orchestrator init` to create one", "cannot read spec: %v", err)
+			done <- loaded{ds: ds}
+			return
+		}
+		st, ds := Load(path, data)
+		done <- loaded{st, diag.Sources{path: data}, ds}
+	}()
+	select {
+	case l := <-done:
+		return l.st, l.src, l.ds
+	case <-ctx.Done():
 		var ds diag.Diagnostics
-		ds.Errorf(nil, "", "pass the spec with -f FILE, or run `orchestrator init` to create one", "cannot read spec: %v", err)
+		ds.Errorf(nil, "", "", "cannot read spec %s: %v", path, ctx.Err())
 		return nil, nil, ds
 	}
-	st, ds := Load(path, data)
-	return st, diag.Sources{path: data}, ds
+}
+
+// ReadFile reads at most MaxSpecBytes+1 bytes of path: enough for Load or
+// CheckYAML to tell that a longer input is too long. It returns ctx's error
+// as soon as ctx is done, even while the open or a read blocks (a FIFO
+// without a writer, or whose writer sends nothing); a blocked read is
+// ended by closing the file, a blocked open ends with the process.
+func ReadFile(ctx context.Context, path string) ([]byte, error) {
+	type read struct {
+		data []byte
+		err  error
+	}
+	done := make(chan read, 1)
+	go func() {
+		f, err := os.Open(path)
+		if err != nil {
+			done <- read{nil, err}
+			return
+		}
+		defer f.Close()
+		stop := context.AfterFunc(ctx, func() { _ = f.Close() })
+		defer stop()
+		data, err := io.ReadAll(io.LimitReader(f, MaxSpecBytes+1))
+		done <- read{data, err}
+	}()
+	select {
+	case r := <-done:
+		return r.data, r.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// CheckYAML reports what makes data unsafe to decode as YAML, with its
+// position: more than MaxSpecBytes, a character YAML does not allow, a
+// syntax error, or more than MaxSpecNodes values once aliases are
+// expanded. Load applies the same bounds; the CLI's config file goes
+// through CheckYAML before viper decodes it.
+func CheckYAML(filename string, data []byte) *diag.Diagnostic {
+	_, d := parseBounded(filename, data, "file")
+	return d
+}
+
+// parseBounded parses data into a node tree within the bounds CheckYAML
+// describes, or says why it cannot; noun names the file in messages.
+func parseBounded(filename string, data []byte, noun string) (*yaml.Node, *diag.Diagnostic) {
+	if len(data) > MaxSpecBytes {
+		return nil, &diag.Diagnostic{Severity: diag.Error, Subject: &diag.Pos{Filename: filename},
+			Summary: fmt.Sprintf("the %s is larger than %d KiB (%d bytes), the most a %s may be", noun, MaxSpecBytes>>10, MaxSpecBytes, noun),
+			Hint:    "is this the right file? A stack spec is a few kilobytes"}
+	}
+	if d := unreadable(filename, data); d != nil {
+		return nil, d
+	}
+	var doc yaml.Node
+	if err := safeUnmarshal(data, &doc); err != nil {
+		d := yamlError(filename, err)
+		return nil, &d
+	}
+	// Bounded before anything walks or decodes the tree, both of which
+	// expand aliases.
+	if d := checkSize(filename, &doc, noun); d != nil {
+		return nil, d
+	}
+	return &doc, nil
 }
 
 // Load parses a spec. It checks every key and type against the spec's
@@ -106,10 +213,9 @@ func LoadFile(path string) (*Stack, diag.Sources, diag.Diagnostics) {
 // there are errors.
 func Load(filename string, data []byte) (*Stack, diag.Diagnostics) {
 	var ds diag.Diagnostics
-	var doc yaml.Node
-	if err := safeUnmarshal(data, &doc); err != nil {
-		ds = append(ds, yamlError(filename, err))
-		return nil, ds
+	doc, d := parseBounded(filename, data, "spec")
+	if d != nil {
+		return nil, append(ds, *d)
 	}
 	if doc.Kind == 0 || len(doc.Content) == 0 || doc.Content[0].Kind == yaml.ScalarNode && doc.Content[0].Tag == "!!null" {
 		ds.Errorf(&diag.Pos{Filename: filename, Line: 1, Column: 1}, "", "start from `orchestrator init`, which writes a commented stack.yaml", "the spec is empty")
@@ -144,6 +250,109 @@ func Load(filename string, data []byte) (*Stack, diag.Diagnostics) {
 		return nil, ds
 	}
 	return st, ds
+}
+
+// unreadable reports the first character YAML does not allow in a stream
+// (a control character, U+FFFE or U+FFFF, bytes that are not UTF-8) at its
+// position. The YAML library reports it too, but without a position.
+func unreadable(filename string, data []byte) *diag.Diagnostic {
+	line, col := 1, 1
+	for i := 0; i < len(data); {
+		r, size := utf8.DecodeRune(data[i:])
+		var what string
+		switch {
+		case r == utf8.RuneError && size == 1:
+			what = fmt.Sprintf("byte 0x%02x is not UTF-8", data[i])
+		case r == '\t' || r == '\n' || r == '\r' || r == 0x85:
+		case r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f || r == 0xfffe || r == 0xffff:
+			what = fmt.Sprintf("control character %U is not allowed", r)
+		}
+		if what != "" {
+			return &diag.Diagnostic{Severity: diag.Error, Subject: &diag.Pos{Filename: filename, Line: line, Column: col}, Width: 1,
+				Summary: "invalid YAML: " + what,
+				Hint:    `remove it; inside a double-quoted string write it as an escape such as \x1b`}
+		}
+		if r == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+		i += size
+	}
+	return nil
+}
+
+// checkSize counts the values of the document in document order, each
+// alias as the size of the subtree it repeats (sizes are computed once per
+// node, so counting costs the size of the file, not of the expansion), and
+// refuses the document past MaxSpecNodes, or with an alias inside its own
+// anchor, at the node where that happens.
+func checkSize(filename string, doc *yaml.Node, noun string) *diag.Diagnostic {
+	sizes := map[*yaml.Node]int{}
+	var cycle *yaml.Node
+	// size is the number of values n stands for, saturated above
+	// MaxSpecNodes; -1 marks a node being sized (an alias to it is a
+	// cycle).
+	var size func(n *yaml.Node) int
+	size = func(n *yaml.Node) int {
+		if n.Kind == yaml.AliasNode {
+			if n.Alias == nil {
+				return 1
+			}
+			if sizes[n.Alias] == -1 {
+				if cycle == nil {
+					cycle = n
+				}
+				return MaxSpecNodes + 1
+			}
+			return size(n.Alias)
+		}
+		if s, ok := sizes[n]; ok && s >= 0 {
+			return s
+		}
+		sizes[n] = -1
+		s := 1
+		for _, c := range n.Content {
+			s = min(s+size(c), MaxSpecNodes+1)
+		}
+		sizes[n] = s
+		return s
+	}
+	at := func(n *yaml.Node) *diag.Pos { return &diag.Pos{Filename: filename, Line: n.Line, Column: n.Column} }
+	total := 0
+	var over *diag.Diagnostic
+	var walk func(n *yaml.Node)
+	walk = func(n *yaml.Node) {
+		if over != nil {
+			return
+		}
+		if n.Kind == yaml.AliasNode {
+			total += size(n)
+			switch {
+			case cycle != nil:
+				over = &diag.Diagnostic{Severity: diag.Error, Subject: at(cycle), Width: len(cycle.Value) + 1,
+					Summary: fmt.Sprintf("alias *%s refers to the node that contains it", cycle.Value),
+					Hint:    "an alias may only repeat a value that is complete where the alias stands"}
+			case total > MaxSpecNodes:
+				over = &diag.Diagnostic{Severity: diag.Error, Subject: at(n), Width: len(n.Value) + 1,
+					Summary: fmt.Sprintf("aliases expand the %s beyond %d nodes", noun, MaxSpecNodes),
+					Hint:    "write the repeated values out, or repeat smaller pieces"}
+			}
+			return
+		}
+		total++
+		if total > MaxSpecNodes {
+			over = &diag.Diagnostic{Severity: diag.Error, Subject: at(n),
+				Summary: fmt.Sprintf("the %s has more than %d nodes", noun, MaxSpecNodes),
+				Hint:    "is this the right file? A stack spec holds a few thousand values"}
+			return
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(doc)
+	return over
 }
 
 func hasSecondDocument(data []byte) bool {
@@ -292,6 +501,11 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
 			w.errorf(n, path, "", "expected a string, got %s", kindName(n))
+		} else if strings.ContainsRune(n.Value, 0) {
+			// Environment, arguments, labels and paths reach the engine
+			// and the kernel as C strings, which end at the first NUL: the
+			// engine finds out only at container create.
+			w.errorf(n, path, "remove it", "%s contains a NUL character (\\0), which no container can take", valueNoun(path))
 		}
 	case reflect.Bool:
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
@@ -310,6 +524,17 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 	default:
 		w.errorf(n, path, "", "unsupported field type %s", t)
 	}
+}
+
+// valueNoun names what the string at path is, for messages.
+func valueNoun(path string) string {
+	switch {
+	case strings.Contains(path, ".env."):
+		return "env value"
+	case strings.Contains(path, ".command["), strings.Contains(path, ".test["):
+		return "command argument"
+	}
+	return "value"
 }
 
 // mapping visits each key of a mapping node, reporting non-string and

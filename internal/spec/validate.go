@@ -5,8 +5,10 @@ import (
 	"net/netip"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aipairpro/orchestrator/internal/lazyre"
 
@@ -19,7 +21,11 @@ import (
 var (
 	dnsLabelRe = lazyre.New(`^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$`)
 	envNameRe  = lazyre.New(`^[A-Za-z_][A-Za-z0-9_]*$`)
-	emailRe    = lazyre.New(`^[^@\s]+@[^@\s]+\.[^@\s]+$`)
+	// emailRe is an address ACME servers take and Caddy cannot misread: a
+	// dot-atom local part of RFC 5322's atext without '{', '}' and '`'
+	// (Caddy's placeholders and quotes), '@', and a DNS name of at least
+	// two labels. The Caddyfile still quotes it (see catalog.caddyToken).
+	emailRe = lazyre.New(`^[A-Za-z0-9!#$%&'*+/=?^_|~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_|~-]+)*@[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$`)
 )
 
 // SupportedPostgres lists the PostgreSQL majors the catalog can render.
@@ -127,11 +133,8 @@ func (v *validator) domain() {
 		v.errorf("domain", fmt.Sprintf("write the bare host name: %q", d[strings.Index(d, "://")+3:]), "domain %q has a scheme", d)
 		return
 	}
-	for _, label := range strings.Split(d, ".") {
-		if !dnsLabelRe().MatchString(label) {
-			v.errorf("domain", "use a lower-case DNS name such as acme.example.com", "domain %q is not a valid DNS name", d)
-			return
-		}
+	if !IsDomain(d) {
+		v.errorf("domain", "use a lower-case DNS name such as acme.example.com", "domain %q is not a valid DNS name", d)
 	}
 }
 
@@ -165,6 +168,8 @@ func (v *validator) workload(p, image string, port int, health string, replicas 
 	}
 	if health != "" && !strings.HasPrefix(health, "/") {
 		v.errorf(p+".health", fmt.Sprintf("write %q", "/"+health), "health %q must be an HTTP path starting with '/'", health)
+	} else if why := httpPathProblem(health); why != "" {
+		v.errorf(p+".health", "percent-encode other characters, e.g. %20 for a space", "health %q is not an HTTP path: %s", health, why)
 	}
 	if replicas != nil && *replicas < 0 {
 		v.errorf(p+".replicas", "", "replicas must be 0 or more, got %d", *replicas)
@@ -188,6 +193,50 @@ func (v *validator) workload(p, image string, port int, health string, replicas 
 	if _, ok := env["DATABASE_URL"]; ok && database {
 		v.errorf(p+".env.DATABASE_URL", "remove it: with `database: true` DATABASE_URL is provided", "env DATABASE_URL collides with the provided DATABASE_URL")
 	}
+}
+
+// httpPathProblem says why s is not an absolute URL path with an optional
+// query as RFC 3986 writes them (unreserved and sub-delimiter characters,
+// ':', '@', '/', '?' and %XX escapes), or "" when it is one. Shell
+// metacharacters such as ';', '&' and '$' are legal there, so the probe
+// quotes the URL for the shell (catalog.httpProbe).
+func httpPathProblem(s string) string {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', strings.IndexByte("-._~!$&'()*+,;=:@/?", c) >= 0:
+		case c == '%':
+			if i+2 >= len(s) || !isHex(s[i+1]) || !isHex(s[i+2]) {
+				return "'%' must start an escape such as %20"
+			}
+			i += 2
+		default:
+			r, _ := utf8.DecodeRuneInString(s[i:])
+			return strconv.QuoteRune(r) + " is not allowed in a URL path or query"
+		}
+	}
+	return ""
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// IsName reports whether s can be a stack's name: a DNS label.
+func IsName(s string) bool { return dnsLabelRe().MatchString(s) }
+
+// IsDomain reports whether s can be a stack's domain: DNS labels joined by
+// dots.
+func IsDomain(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if !dnsLabelRe().MatchString(label) {
+			return false
+		}
+	}
+	return true
 }
 
 func (v *validator) env(p string, env map[string]string) {

@@ -3,6 +3,7 @@ package compose
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -273,14 +274,15 @@ func (w *yamlWriter) value(v any, ind int, path string) {
 
 // literalBlock reports whether s can be written as a literal block scalar
 // ("|", clip chomping) and read back unchanged: several lines ending in
-// exactly one newline, the first not indented, no line of blanks only
+// exactly one newline, the first that is not empty not indented (a reader
+// takes the block's indentation from it), no line of blanks only
 // (its indentation would be ambiguous), and only printable characters and
 // tabs (anything else needs the escapes of the double-quoted style).
 func literalBlock(s string) bool {
 	if !strings.HasSuffix(s, "\n") || strings.HasSuffix(s, "\n\n") || strings.Count(s, "\n") < 2 {
 		return false
 	}
-	if s[0] == ' ' || s[0] == '\t' {
+	if first := strings.TrimLeft(s, "\n"); first[0] == ' ' || first[0] == '\t' {
 		return false
 	}
 	for _, line := range strings.Split(strings.TrimSuffix(s, "\n"), "\n") {
@@ -319,8 +321,8 @@ var (
 	// plainChars are the characters a plain scalar may hold here; anything
 	// else is double-quoted.
 	plainChars = lazyre.New(`^[A-Za-z0-9 _./:+=@~()$;&|'>-]+$`)
-	// numberLike matches what YAML 1.1 or 1.2 could read as a number.
-	numberLike = lazyre.New(`^[-+]?(\.?[0-9][0-9_]*(\.[0-9_]*)?([eE][-+]?[0-9]+)?|0[xob][0-9a-fA-F_]+|\.(inf|Inf|INF|nan|NaN|NAN))$`)
+	// numberRe matches what YAML 1.1 or 1.2 could read as a number.
+	numberRe = lazyre.New(`^[-+]?(\.?[0-9][0-9_]*(\.[0-9_]*)?([eE][-+]?[0-9]+)?|0[xob][0-9a-fA-F_]+|\.(inf|Inf|INF|nan|NaN|NAN))$`)
 	// Words YAML 1.1 or 1.2 reads as booleans or null.
 	specialWords = map[string]bool{
 		"y": true, "yes": true, "n": true, "no": true, "true": true, "false": true,
@@ -328,10 +330,36 @@ var (
 	}
 )
 
+// numberLike reports whether a YAML reader could take the plain scalar s
+// for a number: the YAML 1.1 and 1.2 forms, and what go-yaml (v3, and v4,
+// which compose-go reads with) takes besides. For a scalar that starts
+// with a sign, a digit or a dot, go-yaml drops every '_' and then tries Go's
+// own number syntax, so "-_0x10" is -16, "1E_00" is 1 and "-_1" is -1.
+// Out-of-range numbers count: they fail the load instead of reading as
+// strings.
+func numberLike(s string) bool {
+	if numberRe().MatchString(s) {
+		return true
+	}
+	if s == "" || !strings.ContainsAny(s[:1], "+-.0123456789") {
+		return false
+	}
+	plain := strings.ReplaceAll(s, "_", "")
+	parsed := func(err error) bool { return err == nil || errors.Is(err, strconv.ErrRange) }
+	if _, err := strconv.ParseInt(plain, 0, 64); parsed(err) {
+		return true
+	}
+	if _, err := strconv.ParseUint(plain, 0, 64); parsed(err) {
+		return true
+	}
+	_, err := strconv.ParseFloat(plain, 64)
+	return parsed(err)
+}
+
 // isPlain reports whether s reads back as the same string when written
 // without quotes, under YAML 1.1 and 1.2 alike.
 func isPlain(s string) bool {
-	if !plainChars().MatchString(s) || specialWords[strings.ToLower(s)] || numberLike().MatchString(s) {
+	if !plainChars().MatchString(s) || specialWords[strings.ToLower(s)] || numberLike(s) {
 		return false
 	}
 	if strings.Contains(s, ": ") || strings.Contains(s, " #") || strings.HasSuffix(s, ":") || strings.HasSuffix(s, " ") {
@@ -366,10 +394,12 @@ func (w *yamlWriter) scalar(s string) {
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(s) // strings always encode
-	// JSON leaves DEL, the C1 controls and U+0085 (which YAML folds to a
-	// space) as they are; YAML needs them escaped.
+	// JSON leaves DEL, the C1 controls, U+0085 (which YAML folds to a
+	// space), U+FFFE and U+FFFF as they are; YAML allows none of them
+	// in a stream and needs them escaped. The byte order mark is escaped
+	// too: readers may drop it.
 	for _, r := range string(bytes.TrimSuffix(b.Bytes(), []byte("\n"))) {
-		if r == 0x7f || r >= 0x80 && r <= 0x9f {
+		if r == 0x7f || r >= 0x80 && r <= 0x9f || r == 0xfeff || r == 0xfffe || r == 0xffff {
 			fmt.Fprintf(&w.buf, "\\u%04x", r)
 			continue
 		}
