@@ -140,7 +140,10 @@ func TestInitThenValidateAndRender(t *testing.T) {
 	assert.Contains(t, r.stdout, "Wrote stack.yaml")
 	b, err := os.ReadFile(filepath.Join(dir, "stack.yaml"))
 	require.NoError(t, err)
-	assert.True(t, strings.HasPrefix(string(b), "# yaml-language-server: $schema="))
+	// No modeline pointing at a schema that does not exist: the comment
+	// says how to write one beside the spec.
+	assert.NotContains(t, string(b), "$schema=http")
+	assert.Contains(t, string(b), "orchestrator schema > stack.schema.json")
 
 	r = run(t, dir, "init")
 	assert.Equal(t, 1, r.code)
@@ -155,6 +158,69 @@ func TestInitThenValidateAndRender(t *testing.T) {
 		assert.FileExists(t, filepath.Join(dir, f))
 	}
 	assertNoSecrets(t, filepath.Join(dir, ".orchestrator"), r.stdout+r.stderr)
+}
+
+// init writes a spec that works where it is run: a local CA for domains no
+// public CA signs, ACME for public ones; without --app-image the app is a
+// commented example, so the spec validates with nothing to replace.
+func TestInitPicksWhatWorks(t *testing.T) {
+	for _, tt := range []struct {
+		domain   string
+		internal bool
+	}{
+		{"trial.localhost", true}, {"trial.test", true}, {"box.internal", true}, {"nas.home.arpa", true},
+		{"ci.example", true}, {"printer.lan", true}, {"intranet", true},
+		{"acme.example.com", false}, {"app.acme.io", false},
+	} {
+		t.Run(tt.domain, func(t *testing.T) {
+			dir := t.TempDir()
+			r := run(t, dir, "init", "--name", "trial", "--domain", tt.domain)
+			require.Equal(t, 0, r.code, r.stderr)
+			b, err := os.ReadFile(filepath.Join(dir, "stack.yaml"))
+			require.NoError(t, err)
+			if tt.internal {
+				assert.Contains(t, string(b), "\ntls: {mode: internal}\n")
+			} else {
+				assert.Contains(t, string(b), "\ntls:\n  email: \"ops@"+tt.domain+"\"\n")
+			}
+			assert.NotContains(t, string(b), "\napp:", "the app section must be a commented example")
+			r = run(t, dir, "validate", "--output", "json")
+			require.Equal(t, 0, r.code, r.stdout+r.stderr)
+			assert.Contains(t, r.stdout, `"warning_count": 0`, "a fresh spec has nothing to warn about")
+		})
+	}
+	dir := t.TempDir()
+	r := run(t, dir, "init", "--name", "acme", "--domain", "acme.example.com", "--app-image", "ghcr.io/acme/app:1.4.2")
+	require.Equal(t, 0, r.code, r.stderr)
+	b, err := os.ReadFile(filepath.Join(dir, "stack.yaml"))
+	require.NoError(t, err)
+	assert.Contains(t, string(b), "\napp:\n  image: \"ghcr.io/acme/app:1.4.2\"\n")
+	r = run(t, dir, "validate")
+	require.Equal(t, 0, r.code, r.stderr)
+	r = run(t, t.TempDir(), "init", "--app-image", "ghcr.io/acme/app:latest")
+	assert.Equal(t, 2, r.code)
+	assert.Contains(t, r.stderr, `invalid --app-image "ghcr.io/acme/app:latest"`)
+}
+
+// ACME for a domain no public CA signs is a warning with the fix, at the
+// position that chose it.
+func TestValidateWarnsACMEForNonPublicDomain(t *testing.T) {
+	for _, tt := range []struct{ tls, want string }{
+		{"", "stack.yaml:3:9: warning: no public ACME CA issues certificates for \"acme.test\""},
+		{"tls: {mode: acme}\n", "stack.yaml:4:13: warning: no public ACME CA issues certificates for \"acme.test\""},
+		{"tls: {mode: internal}\n", ""},
+	} {
+		dir := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "stack.yaml"), []byte("version: 1\nname: acme\ndomain: acme.test\n"+tt.tls), 0o644))
+		r := run(t, dir, "validate")
+		require.Equal(t, 0, r.code, r.stderr)
+		if tt.want == "" {
+			assert.NotContains(t, r.stderr, "warning")
+			continue
+		}
+		assert.Contains(t, r.stderr, tt.want)
+		assert.Contains(t, r.stderr, "set `tls: {mode: internal}`")
+	}
 }
 
 func TestRenderEffective(t *testing.T) {

@@ -78,7 +78,9 @@ type InitOptions struct {
 	File   string
 	Name   string
 	Domain string
-	Force  bool
+	// AppImage is the app's image; empty leaves the app section commented.
+	AppImage string
+	Force    bool
 }
 
 // NewCmdInit builds `orchestrator init`.
@@ -97,6 +99,7 @@ func NewCmdInit(f *Factory) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&opts.Name, "name", "", "stack name, a DNS label (default: the directory's name)")
 	cmd.Flags().StringVar(&opts.Domain, "domain", "", "apex domain (default <name>.localhost)")
+	cmd.Flags().StringVar(&opts.AppImage, "app-image", "", "your app's image, pinned (e.g. ghcr.io/acme/app:1.4.2); without it the app section is a commented example")
 	cmd.Flags().BoolVar(&opts.Force, "force", false, "overwrite an existing spec")
 	return cmd
 }
@@ -139,13 +142,16 @@ func runInit(opts *InitOptions) error {
 		return err
 	}
 	var buf bytes.Buffer
-	if err := t.Execute(&buf, map[string]string{"Name": name, "Domain": domain}); err != nil {
+	if err := t.Execute(&buf, map[string]any{"Name": name, "Domain": domain, "Public": spec.PublicDomain(domain), "AppImage": opts.AppImage}); err != nil {
 		return err
 	}
 	// The scaffold must itself be a valid spec; a broken one is our bug.
 	if _, ds := spec.Load(opts.File, buf.Bytes()); ds.HasErrors() {
 		var msg bytes.Buffer
 		_ = ds.WriteText(&msg, nil)
+		if opts.AppImage != "" {
+			return usageError{fmt.Errorf("invalid --app-image %q:\n%s", opts.AppImage, msg.String())}
+		}
 		return fmt.Errorf("the generated spec is invalid (name %q, domain %q):\n%s", name, domain, msg.String())
 	}
 	if dir := filepath.Dir(opts.File); dir != "." {

@@ -148,6 +148,35 @@ func (v *validator) tls() {
 	if t.Email != "" && !emailRe().MatchString(t.Email) {
 		v.errorf("tls.email", "use an address such as ops@example.com", "tls email %q is not an e-mail address", t.Email)
 	}
+	if (t.Mode == "" || t.Mode == "acme") && IsDomain(v.s.Domain) && !PublicDomain(v.s.Domain) {
+		path := "tls.mode"
+		if t.Mode == "" {
+			path = "domain"
+		}
+		v.ds.Warnf(v.s.Pos(path), path, "set `tls: {mode: internal}` (a local CA; works offline), or use a public domain",
+			"no public ACME CA issues certificates for %q: it is not a public domain", v.s.Domain)
+	}
+}
+
+// nonPublicSuffixes are names no public certificate authority will sign:
+// special-use and reserved names (RFC 2606, 6761, 6762, 8375), ICANN's
+// private-use .internal, and names ICANN will not delegate and people use
+// on private networks (.lan, .corp, .home).
+var nonPublicSuffixes = []string{"localhost", "test", "example", "invalid", "local", "internal", "home.arpa", "lan", "corp", "home"}
+
+// PublicDomain reports whether d can have a publicly trusted certificate:
+// false for single-label names and names under nonPublicSuffixes
+// (acme.localhost, app.test, box.home.arpa). It does not look anything up.
+func PublicDomain(d string) bool {
+	if !strings.Contains(d, ".") {
+		return false
+	}
+	for _, suffix := range nonPublicSuffixes {
+		if d == suffix || strings.HasSuffix(d, "."+suffix) {
+			return false
+		}
+	}
+	return true
 }
 
 func suggestHint(got string, options []string) string {
