@@ -6,7 +6,11 @@ BIN     := bin/orchestrator
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/aipairpro/orchestrator/internal/version.Version=$(VERSION)
 
-.PHONY: help build run demo demo-down test golden bench fuzz lint testenv clean
+.PHONY: help build run stop demo demo-down test golden bench fuzz lint testenv clean
+
+# make run's proxy ports on this machine: 80 and 443 may be taken or need root.
+RUN_HTTP_PORT  ?= 18080
+RUN_HTTPS_PORT ?= 18443
 
 help: ## show this help
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -14,14 +18,15 @@ help: ## show this help
 build: ## build bin/orchestrator
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/orchestrator
 
-run: build ## the main job on the example platform: validate, render --phase=1, check with docker compose
-	./hack/run-example.sh examples/platform/stack.yaml
+run: build ## the example platform up on the local engine (stand-ins where images cannot be pulled), URLs, status; again: no-op
+	$(GO) run ./hack/run -http-port $(RUN_HTTP_PORT) -https-port $(RUN_HTTPS_PORT) up
 
-demo: build ## the whole platform up on the local engine with stand-in images (hack/testenv); demo-down removes it
-	./hack/demo.sh up
+stop: build ## remove what make run started, volumes included
+	$(GO) run ./hack/run down
 
-demo-down: build
-	./hack/demo.sh down
+# The former names of run and stop.
+demo: run
+demo-down: stop
 
 test: ## every test: unit, golden, real consumers, and end to end on a real Docker engine
 	$(GO) vet ./...

@@ -12,6 +12,7 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/types"
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/distribution/reference"
 	"github.com/docker/cli/cli/command"
 	"github.com/moby/moby/client"
 
@@ -31,7 +32,9 @@ const imageCheckParallel = 8
 // the engine is looked up by the engine in its registry (the manifest only,
 // the way a pull starts, with the credentials of the docker CLI on this
 // machine, as compose's pull sends them): nothing is downloaded, so a
-// failed check leaves nothing half-pulled. It returns each image that
+// failed check leaves nothing half-pulled. A registry that cannot be
+// reached is asked once, not once per image: on a host without a route
+// out, each lookup can cost a DNS timeout. It returns each image that
 // cannot be had once, with every service that uses it and why, sorted by
 // image; the error is for an engine that cannot be asked at all.
 func (t *Target) Images(ctx context.Context, p *types.Project) ([]plan.UnavailableImage, error) {
@@ -43,48 +46,101 @@ func (t *Target) Images(ctx context.Context, p *types.Project) ([]plan.Unavailab
 		}
 		users[svc.Image] = append(users[svc.Image], name)
 	}
-	images := slices.Sorted(maps.Keys(users))
 	ctx, cancel := context.WithTimeout(ctx, imageCheckTimeout)
 	defer cancel()
-	results := make([]*plan.UnavailableImage, len(images))
-	errs := make([]error, len(images))
+	images := slices.Sorted(maps.Keys(users))
+	present := make([]bool, len(images))
+	if err := inParallel(len(images), func(i int) (err error) {
+		present[i], err = t.imagePresent(ctx, images[i])
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	byRegistry := map[string][]string{}
+	for i, image := range images {
+		if !present[i] {
+			byRegistry[registryOf(image)] = append(byRegistry[registryOf(image)], image)
+		}
+	}
+	var (
+		mu  sync.Mutex
+		out []plan.UnavailableImage
+	)
+	registries := slices.Sorted(maps.Keys(byRegistry))
+	err := inParallel(len(registries), func(i int) error {
+		missing := byRegistry[registries[i]]
+		first, err := t.pullable(ctx, missing[0])
+		if err != nil {
+			return err
+		}
+		results := make([]*plan.UnavailableImage, len(missing))
+		results[0] = first
+		if first != nil && first.Reason == plan.ImageUnreachable {
+			for j, image := range missing[1:] {
+				results[j+1] = &plan.UnavailableImage{Image: image, Reason: first.Reason, Detail: first.Detail}
+			}
+		} else if err := inParallel(len(missing)-1, func(j int) (err error) {
+			results[j+1], err = t.pullable(ctx, missing[j+1])
+			return err
+		}); err != nil {
+			return err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, r := range results {
+			if r != nil {
+				r.Services = users[r.Image]
+				out = append(out, *r)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(out, func(a, b plan.UnavailableImage) int { return strings.Compare(a.Image, b.Image) })
+	return out, nil
+}
+
+// inParallel runs f(0..n-1), imageCheckParallel at a time, and returns the
+// first error.
+func inParallel(n int, f func(i int) error) error {
+	errs := make([]error, n)
 	sem := make(chan struct{}, imageCheckParallel)
 	var wg sync.WaitGroup
-	for i, image := range images {
+	for i := range n {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			results[i], errs[i] = t.imageAvailable(ctx, image)
+			errs[i] = f(i)
 		}()
 	}
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
-	var out []plan.UnavailableImage
-	for i, r := range results {
-		if r != nil {
-			r.Services = users[images[i]]
-			out = append(out, *r)
-		}
-	}
-	return out, nil
+	return nil
 }
 
-// imageAvailable returns nil when image is on the engine or its registry
-// has it for us, else why not.
-func (t *Target) imageAvailable(ctx context.Context, image string) (*plan.UnavailableImage, error) {
+// imagePresent reports whether the engine has image.
+func (t *Target) imagePresent(ctx context.Context, image string) (bool, error) {
 	_, err := t.Client().ImageInspect(ctx, image)
-	if err == nil {
-		return nil, nil
+	switch {
+	case err == nil:
+		return true, nil
+	case cerrdefs.IsNotFound(err):
+		return false, nil
 	}
-	if !cerrdefs.IsNotFound(err) {
-		return nil, fmt.Errorf("inspect image %s on the engine: %w", image, err)
-	}
+	return false, fmt.Errorf("inspect image %s on the engine: %w", image, err)
+}
+
+// pullable returns nil when the registry of image, asked by the engine,
+// has it for us, else why not.
+func (t *Target) pullable(ctx context.Context, image string) (*plan.UnavailableImage, error) {
 	auth, err := command.RetrieveAuthTokenFromImage(t.cli.ConfigFile(), image)
 	if err != nil {
 		return &plan.UnavailableImage{Image: image, Reason: plan.ImageError, Detail: "reading the docker CLI's credentials: " + err.Error()}, nil
@@ -100,6 +156,16 @@ func (t *Target) imageAvailable(ctx context.Context, image string) (*plan.Unavai
 		return &plan.UnavailableImage{Image: image, Reason: plan.ImageUnreachable, Detail: fmt.Sprintf("no answer from the registry within %s", imageCheckTimeout)}, nil
 	}
 	return &plan.UnavailableImage{Image: image, Reason: pullErrorReason(err), Detail: pullErrorDetail(err)}, nil
+}
+
+// registryOf is the registry host of an image reference (docker.io for
+// Docker Hub), or the reference itself when it does not parse.
+func registryOf(image string) string {
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return image
+	}
+	return reference.Domain(named)
 }
 
 // unreachableMarkers are what Go's net and TLS stacks say, through the
