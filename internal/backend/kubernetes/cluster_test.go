@@ -73,6 +73,23 @@ func (k kube) run(t *testing.T, stdin []byte, args ...string) (string, string, e
 	return stdout.String(), stderr.String(), err
 }
 
+// waitServiceAccount polls, with a deadline, until the namespace's default
+// ServiceAccount exists.
+func (k kube) waitServiceAccount(t *testing.T, ns string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, stderr, err := k.run(t, nil, "get", "serviceaccount", "default", "-n", ns)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("namespace %s has no default ServiceAccount after 60 s: %s", ns, stderr)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // TestServerDryRunOnRealCluster hands every example's render, Secrets
 // included, to a real API server: the namespace is created for real, then
 // `kubectl apply --server-side --dry-run=server -k DIR` validates and
@@ -112,6 +129,11 @@ func TestServerDryRunOnRealCluster(t *testing.T) {
 			t.Cleanup(func() { _, _, _ = k.run(t, nil, "delete", "namespace", restricted, "--wait=false") })
 			_, stderr, err = k.run(t, nil, "label", "namespace", restricted, "pod-security.kubernetes.io/enforce=restricted", "pod-security.kubernetes.io/enforce-version=latest")
 			require.NoError(t, err, stderr)
+
+			// Pod admission looks up the namespace's default ServiceAccount,
+			// which the controller manager creates shortly after the namespace.
+			k.waitServiceAccount(t, ns)
+			k.waitServiceAccount(t, restricted)
 
 			pods := podTemplates(t, r.arts.Objects)
 			// A StatefulSet's pods get a volume per claim template from its
