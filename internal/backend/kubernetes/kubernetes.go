@@ -30,12 +30,11 @@ import (
 	"strings"
 
 	"github.com/distribution/reference"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation"
-
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/aipairpro/orchestrator/internal/model"
 )
@@ -107,9 +106,11 @@ type Options struct {
 	// IngressNamespace is where the ingress controller runs; its pods may
 	// reach the routed services. Default "ingress-nginx".
 	IngressNamespace string
-	// DNS selects the cluster DNS pods every pod may query on port 53.
-	// Default: namespace kube-system, pods labelled k8s-app=kube-dns.
+	// DNSNamespace and DNSPodLabels select the cluster DNS pods every pod
+	// may query on port 53. Default: namespace kube-system, pods labelled
+	// k8s-app=kube-dns.
 	DNSNamespace string
+	// DNSPodLabels: see DNSNamespace.
 	DNSPodLabels map[string]string
 	// Secrets resolves secret values. Without it no Secret is built (the
 	// files still reference them) and pods carry no inputs digest.
