@@ -22,11 +22,21 @@ import (
 	"github.com/aipairpro/orchestrator/templates"
 )
 
-// Networks every deployment uses. Data services sit only on Internal, which
-// has no route out; services that talk to the outside world also join Edge.
+// Networks. Edge joins the proxy to the services it routes to (and gives
+// them a route out); Egress gives the user's own services, which the proxy
+// does not route to, a route out. Every other network belongs to one
+// component, is named after it (app, kestra, postiz, tracardi), has no
+// route out and holds that component's services, its stores, and the
+// shared PostgreSQL when the component uses it: a service reaches only
+// what it uses, never another component's stores.
 const (
-	Edge     = "edge"
-	Internal = "internal"
+	Edge   = "edge"
+	Egress = "egress"
+	// TeamNet is the network of the team's own services: the app and the
+	// custom services, which reach each other and their databases there.
+	TeamNet = "app"
+	// PostgresNet joins PostgreSQL and its one-shot init, and nothing else.
+	PostgresNet = "postgres"
 )
 
 type serviceData struct {
@@ -102,7 +112,10 @@ type builder struct {
 	dep       *model.Deployment
 	secrets   map[string]model.Secret
 	consumers []string // of the shared PostgreSQL, each with its own role and database
-	ds        diag.Diagnostics
+	// pgNets are the component networks PostgreSQL joins: those of the
+	// components that have a database.
+	pgNets map[string]bool
+	ds     diag.Diagnostics
 }
 
 func (b *builder) build() {
@@ -110,6 +123,7 @@ func (b *builder) build() {
 		b.app()
 	}
 	b.customServices()
+	b.teamNetwork()
 	if b.st.Components.Enabled("tracardi") {
 		b.tracardi()
 	}
@@ -169,6 +183,33 @@ func (b *builder) add(s model.Service) {
 		s.MemoryBytes = b.memory(key)
 	}
 	b.dep.Services = append(b.dep.Services, s)
+}
+
+// postgresOn makes PostgreSQL join a component's network, for a consumer
+// there.
+func (b *builder) postgresOn(network string) {
+	if b.pgNets == nil {
+		b.pgNets = map[string]bool{}
+	}
+	b.pgNets[network] = true
+}
+
+// teamNetwork puts the team's own services (the app and the custom
+// services) on their network when there is more than one of them: they may
+// call each other (a worker's port). One with a database is there already.
+func (b *builder) teamNetwork() {
+	var team []int
+	for i, s := range b.dep.Services {
+		if s.Component == "app" || s.Component == "custom" {
+			team = append(team, i)
+		}
+	}
+	if len(team) < 2 {
+		return
+	}
+	for _, i := range team {
+		b.dep.Services[i].Networks = appendUnique(b.dep.Services[i].Networks, TeamNet)
+	}
 }
 
 func (b *builder) secret(name string, kind model.SecretKind) string {
@@ -243,7 +284,7 @@ func (b *builder) finish() {
 		b.dep.Volumes = append(b.dep.Volumes, v)
 	}
 	for _, name := range slices.Sorted(maps.Keys(nets)) {
-		b.dep.Networks = append(b.dep.Networks, model.Network{Name: name, Internal: name == Internal})
+		b.dep.Networks = append(b.dep.Networks, model.Network{Name: name, Internal: name != Edge && name != Egress})
 	}
 	for _, name := range slices.Sorted(maps.Keys(b.secrets)) {
 		b.dep.Secrets = append(b.dep.Secrets, b.secrets[name])

@@ -64,7 +64,8 @@ func (b *builder) app() {
 func (b *builder) withDatabase(s *model.Service, consumer string) {
 	b.database(consumer)
 	s.SecretEnv = map[string]string{"DATABASE_URL": databaseURL(consumer)}
-	s.Networks = appendUnique(s.Networks, Internal)
+	s.Networks = appendUnique(s.Networks, TeamNet)
+	b.postgresOn(TeamNet)
 	s.DependsOn = append(s.DependsOn, model.Dependency{Service: "postgres-init", Condition: model.Completed})
 }
 
@@ -84,7 +85,8 @@ func (b *builder) customServices() {
 		s := model.Service{
 			Name: name, Component: "custom", Image: svc.Image, Command: svc.Command,
 			Env: copyEnv(svc.Env), PassEnv: sortedCopy(svc.Secrets),
-			Networks: []string{Edge}, Replicas: *svc.Replicas,
+			// A route out, but not the proxy's network: nothing routes here.
+			Networks: []string{Egress}, Replicas: *svc.Replicas,
 		}
 		if svc.Port != 0 {
 			s.Ports = []int{svc.Port}
@@ -158,27 +160,19 @@ func (b *builder) tracardi() {
 		SecretMounts: []model.SecretMount{{Secret: rootPW, Target: "/run/secrets/" + rootPW}, {Secret: userPW, Target: "/run/secrets/" + userPW}},
 		Ports:        []int{3306},
 		Volumes:      []model.VolumeMount{{Volume: "tracardi-mysql-data", Target: "/var/lib/mysql"}},
-		Networks:     []string{Internal},
+		Networks:     []string{"tracardi"},
 		// mysqladmin ping exits 0 whenever the server answers, even with
 		// "access denied", which is exactly "ready for connections".
 		Health:   health([]string{"CMD", "mysqladmin", "ping", "-h", "127.0.0.1", "--silent"}, 30),
 		Stateful: true,
 	})
-	b.add(model.Service{
-		Name: "tracardi-elasticsearch", Component: "tracardi", Image: b.image("tracardi-elasticsearch", "tracardi"),
-		Env: map[string]string{
-			"discovery.type":         "single-node",
-			"xpack.security.enabled": "false",
-			"cluster.name":           "tracardi",
-			"ES_JAVA_OPTS":           "-Xms1g -Xmx1g",
-		},
-		Ports:    []int{9200},
-		Volumes:  []model.VolumeMount{{Volume: "tracardi-elasticsearch-data", Target: "/usr/share/elasticsearch/data"}},
-		Networks: []string{Internal},
-		Health:   health([]string{"CMD-SHELL", "curl -fsS 'http://127.0.0.1:9200/_cluster/health?wait_for_status=yellow&timeout=5s' >/dev/null"}, 60),
-		Stateful: true,
-	})
-	b.add(redis("tracardi-redis", "tracardi", b.image("tracardi-redis", "tracardi")))
+	esPW := b.secret("tracardi-elasticsearch-password", model.Password)
+	b.add(b.elasticsearch("tracardi-elasticsearch", "tracardi", esPW, map[string]string{
+		"cluster.name": "tracardi",
+		"ES_JAVA_OPTS": "-Xms1g -Xmx1g",
+	}))
+	redisPW := b.secret("tracardi-redis-password", model.Token)
+	b.add(b.redis("tracardi-redis", "tracardi", redisPW))
 	// The API and its workers share one configuration: the same stores,
 	// the same credentials, the same merging secret.
 	tracardiEnv := func(extra map[string]string) map[string]string {
@@ -189,7 +183,10 @@ func (b *builder) tracardi() {
 			"MYSQL_PORT":     "3306",
 			"MYSQL_DATABASE": "tracardi",
 			"MYSQL_USERNAME": "tracardi",
-			"LOGGING_LEVEL":  "info",
+			// Tracardi's own Elasticsearch, as its superuser: a role of
+			// Tracardi's own would need a job against the security API.
+			"ELASTIC_HTTP_AUTH_USERNAME": "elastic",
+			"LOGGING_LEVEL":              "info",
 		}
 		maps.Copy(env, extra)
 		return env
@@ -199,6 +196,10 @@ func (b *builder) tracardi() {
 			"MYSQL_PASSWORD":       secretRef(userPW),
 			"INSTALLATION_TOKEN":   secretRef("tracardi-installation-token"),
 			"AUTO_PROFILE_MERGING": secretRef("tracardi-auto-profile-merging"),
+			// Tracardi writes it into redis://:<password>@ URLs as it is:
+			// a hex token needs no encoding there.
+			"REDIS_PASSWORD":             secretRef(redisPW),
+			"ELASTIC_HTTP_AUTH_PASSWORD": secretRef(esPW),
 		}
 	}
 	stores := []model.Dependency{
@@ -211,7 +212,7 @@ func (b *builder) tracardi() {
 		Env:       tracardiEnv(nil),
 		SecretEnv: tracardiSecretEnv(),
 		Ports:     []int{80},
-		Networks:  []string{Edge, Internal},
+		Networks:  []string{Edge, "tracardi"},
 		DependsOn: stores,
 		// The API image is Python-based; python is the one tool it surely has.
 		Health: health([]string{"CMD", "python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:80/healthcheck', timeout=4)"}, 60),
@@ -227,14 +228,14 @@ func (b *builder) tracardi() {
 		Name: "tracardi-apm", Component: "tracardi", Image: b.image("tracardi-apm", "tracardi"),
 		Env:       tracardiEnv(map[string]string{"MODE": "worker", "PAUSE": "15"}),
 		SecretEnv: tracardiSecretEnv(),
-		Networks:  []string{Internal},
+		Networks:  []string{"tracardi"},
 		DependsOn: afterAPI,
 	})
 	b.add(model.Service{
 		Name: "tracardi-update-worker", Component: "tracardi", Image: b.image("tracardi-update-worker", "tracardi"),
 		Env:       tracardiEnv(nil),
 		SecretEnv: tracardiSecretEnv(),
-		Networks:  []string{Internal},
+		Networks:  []string{"tracardi"},
 		DependsOn: afterAPI,
 	})
 	b.add(model.Service{
@@ -249,16 +250,62 @@ func (b *builder) tracardi() {
 	b.route(b.host("tracardi"), "tracardi-gui", 80)
 }
 
-func redis(name, component, image string) model.Service {
+// redis is a component's own Redis, on that component's network, with a
+// password: requirepass in a configuration file that is a secret, which
+// redis-server reads as its config file, so the password is in no command
+// line and no environment. The healthcheck authenticates through
+// REDISCLI_AUTH, set from the password file for redis-cli's process only.
+func (b *builder) redis(name, component, password string) model.Service {
+	conf := b.derived(name+".conf", "# Rendered by orchestrator: "+name+"'s configuration. Holds a secret.\n"+
+		fmt.Sprintf("requirepass {{ secret %q | redisConf }}\n", password))
 	return model.Service{
-		Name: name, Component: component, Image: image,
-		Command:  []string{"redis-server", "--save", "60", "1", "--loglevel", "warning"},
+		Name: name, Component: component, Image: b.image(name, component),
+		Command: []string{"redis-server", "/run/secrets/" + conf, "--save", "60", "1", "--loglevel", "warning"},
+		SecretMounts: []model.SecretMount{
+			{Secret: conf, Target: "/run/secrets/" + conf},
+			{Secret: password, Target: "/run/secrets/" + password},
+		},
 		Ports:    []int{6379},
 		Volumes:  []model.VolumeMount{{Volume: name + "-data", Target: "/data"}},
-		Networks: []string{Internal},
-		Health:   health([]string{"CMD-SHELL", "redis-cli ping | grep -q PONG"}, 5),
+		Networks: []string{component},
+		Health:   health([]string{"CMD-SHELL", `REDISCLI_AUTH="$(cat /run/secrets/` + password + `)" redis-cli ping | grep -q PONG`}, 5),
 		Stateful: true,
 	}
+}
+
+// elasticsearch is a component's own single-node Elasticsearch 7, on that
+// component's network, with security on: the built-in elastic user's
+// password is the bootstrap password the image's entrypoint puts into the
+// keystore from ELASTIC_PASSWORD_FILE, which it reads only at mode 0400 or
+// 0600 (elasticsearch-env-from-file), as the image's user (uid 1000). A
+// single node needs no TLS between nodes (there are none).
+func (b *builder) elasticsearch(name, component, password string, env map[string]string) model.Service {
+	pwFile := "/run/secrets/" + password
+	all := map[string]string{
+		"discovery.type":         "single-node",
+		"xpack.security.enabled": "true",
+		"ELASTIC_PASSWORD_FILE":  pwFile,
+	}
+	maps.Copy(all, env)
+	return model.Service{
+		Name: name, Component: component, Image: b.image(name, component),
+		Env:          all,
+		SecretMounts: []model.SecretMount{{Secret: password, Target: pwFile, UID: "1000", Mode: 0o400}},
+		Ports:        []int{9200},
+		Volumes:      []model.VolumeMount{{Volume: name + "-data", Target: "/usr/share/elasticsearch/data"}},
+		Networks:     []string{component},
+		Health:       health(esHealth(pwFile), 60),
+		Stateful:     true,
+	}
+}
+
+// esHealth asks for a yellow cluster as the elastic user. The password
+// reaches curl through a config on its standard input (-K -), not its
+// command line, which every process on the host can read; backslashes and
+// double quotes are escaped for curl's config syntax.
+func esHealth(pwFile string) []string {
+	return []string{"CMD-SHELL", `printf 'user = "elastic:%s"\n' "$(sed 's/[\\"]/\\&/g' ` + pwFile + `)" | ` +
+		`curl -fsS -K - 'http://127.0.0.1:9200/_cluster/health?wait_for_status=yellow&timeout=5s' >/dev/null`}
 }
 
 func (b *builder) kestra() {
@@ -286,10 +333,11 @@ func (b *builder) kestra() {
 			// must be the same on both sides.
 			{HostPath: "/tmp/kestra-wd", Target: "/tmp/kestra-wd"},
 		},
-		Networks:  []string{Edge, Internal},
+		Networks:  []string{Edge, "kestra"},
 		DependsOn: []model.Dependency{{Service: "postgres-init", Condition: model.Completed}},
 		Health:    health([]string{"CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8081/health"}, 120),
 	})
+	b.postgresOn("kestra")
 	b.route(b.host("kestra"), "kestra", 8080)
 }
 
@@ -304,24 +352,17 @@ func (b *builder) postiz() {
 	// visibility it needs no second one. SKIP_DB_CREATE says so outright.
 	templPW := b.database("temporal")
 	b.secret("postiz-jwt-secret", model.Token)
-	b.add(redis("postiz-redis", "postiz", b.image("postiz-redis", "postiz")))
-	b.add(model.Service{
-		Name: "temporal-elasticsearch", Component: "postiz", Image: b.image("temporal-elasticsearch", "postiz"),
-		Env: map[string]string{
-			"discovery.type":         "single-node",
-			"xpack.security.enabled": "false",
-			"ES_JAVA_OPTS":           "-Xms256m -Xmx256m",
-			"cluster.routing.allocation.disk.threshold_enabled":     "true",
-			"cluster.routing.allocation.disk.watermark.low":         "512mb",
-			"cluster.routing.allocation.disk.watermark.high":        "256mb",
-			"cluster.routing.allocation.disk.watermark.flood_stage": "128mb",
-		},
-		Ports:    []int{9200},
-		Volumes:  []model.VolumeMount{{Volume: "temporal-elasticsearch-data", Target: "/usr/share/elasticsearch/data"}},
-		Networks: []string{Internal},
-		Health:   health([]string{"CMD-SHELL", "curl -fsS 'http://127.0.0.1:9200/_cluster/health?wait_for_status=yellow&timeout=5s' >/dev/null"}, 60),
-		Stateful: true,
-	})
+	redisPW := b.secret("postiz-redis-password", model.Token)
+	b.add(b.redis("postiz-redis", "postiz", redisPW))
+	esPW := b.secret("temporal-elasticsearch-password", model.Password)
+	b.add(b.elasticsearch("temporal-elasticsearch", "postiz", esPW, map[string]string{
+		"ES_JAVA_OPTS": "-Xms256m -Xmx256m",
+		"cluster.routing.allocation.disk.threshold_enabled":     "true",
+		"cluster.routing.allocation.disk.watermark.low":         "512mb",
+		"cluster.routing.allocation.disk.watermark.high":        "256mb",
+		"cluster.routing.allocation.disk.watermark.flood_stage": "128mb",
+	}))
+	b.postgresOn("postiz")
 	dyn, err := templates.FS.ReadFile("catalog/temporal-dynamicconfig.yaml")
 	if err != nil {
 		panic(err)
@@ -343,11 +384,12 @@ func (b *builder) postiz() {
 			"ENABLE_ES":                "true",
 			"ES_SEEDS":                 "temporal-elasticsearch",
 			"ES_VERSION":               "v7",
+			"ES_USER":                  "elastic",
 			"TEMPORAL_NAMESPACE":       "default",
 		},
-		SecretEnv: map[string]string{"POSTGRES_PWD": secretRef(templPW)},
+		SecretEnv: map[string]string{"POSTGRES_PWD": secretRef(templPW), "ES_PWD": secretRef(esPW)},
 		Ports:     []int{7233},
-		Networks:  []string{Internal},
+		Networks:  []string{"postiz"},
 		DependsOn: []model.Dependency{
 			{Service: "postgres-init", Condition: model.Completed},
 			{Service: "temporal-elasticsearch", Condition: model.Healthy},
@@ -378,7 +420,6 @@ func (b *builder) postiz() {
 			"FRONTEND_URL":            pub,
 			"NEXT_PUBLIC_BACKEND_URL": pub + "/api",
 			"BACKEND_INTERNAL_URL":    "http://localhost:3000",
-			"REDIS_URL":               "redis://postiz-redis:6379",
 			"TEMPORAL_ADDRESS":        "temporal:7233",
 			"IS_GENERAL":              "true",
 			// Upstream's development default is "false": anyone on the
@@ -394,10 +435,12 @@ func (b *builder) postiz() {
 		SecretEnv: map[string]string{
 			"DATABASE_URL": databaseURL("postiz"),
 			"JWT_SECRET":   secretRef("postiz-jwt-secret"),
+			// ioredis reads the password from the URL's userinfo, decoded.
+			"REDIS_URL": fmt.Sprintf("redis://:{{ secret %q | urlUserinfo }}@postiz-redis:6379", redisPW),
 		},
 		Ports:    []int{5000},
 		Volumes:  []model.VolumeMount{{Volume: "postiz-uploads", Target: "/uploads"}},
-		Networks: []string{Edge, Internal},
+		Networks: []string{Edge, "postiz"},
 		DependsOn: []model.Dependency{
 			{Service: "postgres-init", Condition: model.Completed},
 			{Service: "postiz-redis", Condition: model.Healthy},

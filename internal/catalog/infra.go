@@ -37,7 +37,10 @@ func (b *builder) postgres() {
 		SecretMounts: []model.SecretMount{{Secret: superPW, Target: "/run/secrets/" + superPW}},
 		Ports:        []int{5432},
 		Volumes:      []model.VolumeMount{{Volume: "postgres-data", Target: dataDir}},
-		Networks:     []string{Internal},
+		// Its own network (for the init) and that of each component with a
+		// database, so a consumer reaches PostgreSQL and not the stores of
+		// the other components.
+		Networks: append([]string{PostgresNet}, slices.Sorted(maps.Keys(b.pgNets))...),
 		// Over TCP, not the socket: on first boot the image's entrypoint
 		// runs a temporary server for its init scripts that listens on the
 		// socket only, and a socket probe would call that one healthy.
@@ -62,7 +65,7 @@ func (b *builder) postgres() {
 		// there, every postgres-init container would leave an anonymous
 		// volume behind after a plain `down`.
 		Volumes:   []model.VolumeMount{{Scratch: true, Target: dataDir}},
-		Networks:  []string{Internal},
+		Networks:  []string{PostgresNet},
 		DependsOn: []model.Dependency{{Service: "postgres", Condition: model.Healthy}},
 		OneShot:   true,
 	})
@@ -99,6 +102,9 @@ psql -v ON_ERROR_STOP=1 --quiet <<'SQL'
 		fmt.Fprintf(&sb, "SELECT 'CREATE ROLE \"%s\"' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '%s')\\gexec\n", c, c)
 		fmt.Fprintf(&sb, "ALTER ROLE \"%s\" WITH LOGIN NOCREATEDB PASSWORD :'pw';\n", c)
 		fmt.Fprintf(&sb, "SELECT 'CREATE DATABASE \"%s\" OWNER \"%s\"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = '%s')\\gexec\n", c, c, c)
+		// Every role may connect to every database by default (PUBLIC has
+		// CONNECT): only the owner may now.
+		fmt.Fprintf(&sb, "REVOKE CONNECT ON DATABASE \"%s\" FROM PUBLIC;\n", c)
 	}
 	sb.WriteString("SQL\necho \"postgres-init: roles and databases are in place\"\n")
 	return sb.String()

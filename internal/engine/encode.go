@@ -3,6 +3,7 @@ package engine
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"strings"
 )
@@ -14,6 +15,7 @@ import (
 var Encoders = map[string]any{
 	"urlUserinfo": URLUserinfo,
 	"yaml":        YAMLString,
+	"redisConf":   RedisConfString,
 }
 
 // URLUserinfo percent-encodes s for the password part of a URL's userinfo
@@ -23,6 +25,28 @@ var Encoders = map[string]any{
 func URLUserinfo(s string) string {
 	// url.UserPassword escapes exactly the userinfo set; "u:" is cut off.
 	return strings.TrimPrefix(url.UserPassword("u", s).String(), "u:")
+}
+
+// RedisConfString returns s as one argument of a redis.conf directive: in
+// double quotes, where Redis's parser (sdssplitargs) reads \\, \" and \xHH
+// escapes; every byte outside printable ASCII is written as \xHH, so
+// "p@ss word\"" reads back as exactly that.
+func RedisConfString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b.WriteByte('\\')
+			b.WriteByte(c)
+		case c < 0x20 || c >= 0x7f:
+			fmt.Fprintf(&b, "\\x%02x", c)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 // YAMLString returns s as a double-quoted YAML scalar that every YAML 1.1

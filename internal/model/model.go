@@ -102,10 +102,14 @@ type Healthcheck struct {
 	Disable     bool
 }
 
-// SecretMount mounts one secret as a file at Target.
+// SecretMount mounts one secret as a file at Target, owned by root and
+// readable by everyone in the container (mode 0444), unless UID and Mode
+// say otherwise (an image that refuses a password file others can read).
 type SecretMount struct {
 	Secret string
 	Target string
+	UID    string
+	Mode   uint32
 }
 
 // FileMount mounts one of the deployment's files at Target, read-only.

@@ -581,7 +581,7 @@ func TestNetworkDriftScaleToZeroAndNoHealthcheck(t *testing.T) {
 	requireUp(t, dir, "--skip-preflight")
 	requireNoChanges(t, dir)
 
-	docker(t, "network", "disconnect", name+"_internal", name+"-api-1")
+	docker(t, "network", "disconnect", name+"_app", name+"-api-1")
 	assert.Equal(t, []string{"service.api: update [drift]"}, changed(t, dir))
 	requireUp(t, dir, "--skip-preflight")
 	requireNoChanges(t, dir)

@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -84,4 +86,76 @@ func TestForeignProjectIsNeverTouched(t *testing.T) {
 		requireNoChanges(t, dir)
 		assert.Equal(t, api, docker(t, "inspect", "-f", "{{.Id}}", name+"-api-1"), "only web changed")
 	})
+}
+
+// TestSegmentedNetworks: each component's stores sit on that component's
+// network, so the app reaches PostgreSQL and not Tracardi's or Postiz's
+// stores (their names do not even resolve from it); the proxy joins only
+// what it routes to and publishes on phase1.bind.
+func TestSegmentedNetworks(t *testing.T) {
+	const name = "e2eseg"
+	spec := platformSpec(t, name, freePort(t))
+	spec = strings.Replace(spec, "phase1: {", "phase1: {bind: 127.0.0.1, ", 1)
+	dir := newStack(t, spec)
+	t.Setenv("OPENAI_API_KEY", "sk-e2e-not-a-real-key")
+	requireUp(t, dir, "--skip-preflight")
+
+	// reach dials host:port from inside a container (busybox nc: exit 0
+	// once connected).
+	reach := func(from, host string, port int) (string, error) {
+		out, err := exec.Command("docker", "exec", name+"-"+from+"-1", "sh", "-c",
+			fmt.Sprintf("nc -w 2 %s %d </dev/null", host, port)).CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	for _, c := range []struct {
+		from, to string
+		port     int
+	}{
+		{"app", "postgres", 5432}, {"worker", "postgres", 5432}, {"worker", "app", 8080},
+		{"tracardi-api", "tracardi-redis", 6379}, {"tracardi-apm", "tracardi-mysql", 3306},
+		{"postiz", "postiz-redis", 6379}, {"postiz", "temporal", 7233}, {"temporal", "postgres", 5432},
+		{"kestra", "postgres", 5432}, {"proxy", "kestra", 8080},
+	} {
+		out, err := reach(c.from, c.to, c.port)
+		assert.NoError(t, err, "%s cannot reach %s:%d, which it uses: %s", c.from, c.to, c.port, out)
+	}
+	for _, c := range []struct {
+		from, to string
+		port     int
+	}{
+		{"app", "tracardi-redis", 6379}, {"app", "tracardi-mysql", 3306}, {"app", "tracardi-elasticsearch", 9200},
+		{"app", "postiz-redis", 6379}, {"app", "temporal", 7233}, {"app", "temporal-elasticsearch", 9200},
+		{"worker", "tracardi-redis", 6379}, {"kestra", "temporal", 7233}, {"kestra", "tracardi-mysql", 3306},
+		{"postiz", "tracardi-redis", 6379}, {"tracardi-api", "postgres", 5432}, {"proxy", "postgres", 5432},
+		{"proxy", "worker", 8080}, {"proxy", "tracardi-redis", 6379},
+	} {
+		out, err := reach(c.from, c.to, c.port)
+		assert.Error(t, err, "%s reaches %s:%d, which it does not use", c.from, c.to, c.port)
+		assert.Contains(t, out, "bad address '"+c.to+"'", "%s -> %s", c.from, c.to)
+	}
+
+	t.Run("a role connects only to its own database", func(t *testing.T) {
+		out, err := psql(t, name, "app", secret(t, dir, "db-app-password"), "kestra", "select 1")
+		assert.Error(t, err)
+		assert.Contains(t, out, `permission denied for database "kestra"`)
+		out, err = psql(t, name, "app", secret(t, dir, "db-app-password"), "app", "select 1")
+		assert.NoError(t, err, out)
+	})
+
+	t.Run("the proxy publishes on phase1.bind only", func(t *testing.T) {
+		ports := docker(t, "port", name+"-proxy-1")
+		require.NotEmpty(t, ports)
+		for _, line := range strings.Split(ports, "\n") {
+			assert.Regexp(t, `-> 127\.0\.0\.1:\d+$`, line)
+		}
+	})
+
+	t.Run("Elasticsearch's password file has the owner and mode its entrypoint demands", func(t *testing.T) {
+		// compose warns that uid and mode are ignored outside Swarm; for a
+		// secret it writes into the container itself they are not.
+		for _, es := range []string{"tracardi-elasticsearch", "temporal-elasticsearch"} {
+			assert.Equal(t, "400 1000", docker(t, "exec", name+"-"+es+"-1", "stat", "-c", "%a %u", "/run/secrets/"+es+"-password"), es)
+		}
+	})
+	requireNoChanges(t, dir)
 }

@@ -210,7 +210,12 @@ func (r *renderer) service(s model.Service, usedSecrets map[string]bool) (types.
 	}
 	for _, m := range s.SecretMounts {
 		usedSecrets[m.Secret] = true
-		svc.Secrets = append(svc.Secrets, types.ServiceSecretConfig{Source: m.Secret, Target: m.Target})
+		sc := types.ServiceSecretConfig{Source: m.Secret, Target: m.Target, UID: m.UID}
+		if m.Mode != 0 {
+			mode := types.FileMode(m.Mode)
+			sc.Mode = &mode
+		}
+		svc.Secrets = append(svc.Secrets, sc)
 	}
 	for _, m := range s.FileMounts {
 		svc.Configs = append(svc.Configs, types.ServiceConfigObjConfig{Source: configName(m.File), Target: m.Target})

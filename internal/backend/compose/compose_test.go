@@ -160,15 +160,26 @@ func TestExamplesLoadInComposeGo(t *testing.T) {
 					assert.Empty(t, svc.Ports, "%s publishes ports; only the proxy may", name)
 				}
 				if m.Stateful && name != "proxy" && name != "portainer" {
-					assert.Equal(t, []string{"internal"}, keys(svc.Networks), "%s: data services stay on the internal network", name)
+					for n := range svc.Networks {
+						assert.True(t, p.Networks[n].Internal, "%s: data services stay on networks with no route out, not %s", name, n)
+					}
+				}
+				routed := name == "proxy"
+				for _, rt := range r.res.Deployment.Routes {
+					routed = routed || rt.Service == name
+				}
+				_, onEdge := svc.Networks[catalog.Edge]
+				assert.Equal(t, routed, onEdge, "%s: the proxy's network holds the proxy and what it routes to, nothing else", name)
+				if name == "proxy" {
+					assert.Equal(t, []string{catalog.Edge}, keys(svc.Networks), "the proxy joins only the network of what it routes to")
 				}
 				for dep, cfg := range svc.DependsOn {
 					assert.Contains(t, p.Services, dep, "%s depends on a missing service", name)
 					assert.NotEmpty(t, cfg.Condition, name)
 				}
 			}
-			if n, ok := p.Networks["internal"]; ok {
-				assert.True(t, n.Internal, "the internal network must have no route out")
+			for key, n := range p.Networks {
+				assert.Equal(t, key != catalog.Edge && key != catalog.Egress, n.Internal, "network %s: only edge and egress have a route out", key)
 			}
 		})
 	}

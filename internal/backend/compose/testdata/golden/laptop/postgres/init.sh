@@ -22,10 +22,12 @@ psql -v ON_ERROR_STOP=1 --quiet <<'SQL'
 SELECT 'CREATE ROLE "app"' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app')\gexec
 ALTER ROLE "app" WITH LOGIN NOCREATEDB PASSWORD :'pw';
 SELECT 'CREATE DATABASE "app" OWNER "app"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'app')\gexec
+REVOKE CONNECT ON DATABASE "app" FROM PUBLIC;
 -- kestra
 \set pw `cat /run/secrets/db-kestra-password`
 SELECT 'CREATE ROLE "kestra"' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kestra')\gexec
 ALTER ROLE "kestra" WITH LOGIN NOCREATEDB PASSWORD :'pw';
 SELECT 'CREATE DATABASE "kestra" OWNER "kestra"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'kestra')\gexec
+REVOKE CONNECT ON DATABASE "kestra" FROM PUBLIC;
 SQL
 echo "postgres-init: roles and databases are in place"

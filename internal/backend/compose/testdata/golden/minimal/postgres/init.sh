@@ -22,5 +22,6 @@ psql -v ON_ERROR_STOP=1 --quiet <<'SQL'
 SELECT 'CREATE ROLE "app"' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app')\gexec
 ALTER ROLE "app" WITH LOGIN NOCREATEDB PASSWORD :'pw';
 SELECT 'CREATE DATABASE "app" OWNER "app"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'app')\gexec
+REVOKE CONNECT ON DATABASE "app" FROM PUBLIC;
 SQL
 echo "postgres-init: roles and databases are in place"

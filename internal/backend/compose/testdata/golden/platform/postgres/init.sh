@@ -22,25 +22,30 @@ psql -v ON_ERROR_STOP=1 --quiet <<'SQL'
 SELECT 'CREATE ROLE "app"' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'app')\gexec
 ALTER ROLE "app" WITH LOGIN NOCREATEDB PASSWORD :'pw';
 SELECT 'CREATE DATABASE "app" OWNER "app"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'app')\gexec
+REVOKE CONNECT ON DATABASE "app" FROM PUBLIC;
 -- kestra
 \set pw `cat /run/secrets/db-kestra-password`
 SELECT 'CREATE ROLE "kestra"' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'kestra')\gexec
 ALTER ROLE "kestra" WITH LOGIN NOCREATEDB PASSWORD :'pw';
 SELECT 'CREATE DATABASE "kestra" OWNER "kestra"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'kestra')\gexec
+REVOKE CONNECT ON DATABASE "kestra" FROM PUBLIC;
 -- postiz
 \set pw `cat /run/secrets/db-postiz-password`
 SELECT 'CREATE ROLE "postiz"' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'postiz')\gexec
 ALTER ROLE "postiz" WITH LOGIN NOCREATEDB PASSWORD :'pw';
 SELECT 'CREATE DATABASE "postiz" OWNER "postiz"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'postiz')\gexec
+REVOKE CONNECT ON DATABASE "postiz" FROM PUBLIC;
 -- temporal
 \set pw `cat /run/secrets/db-temporal-password`
 SELECT 'CREATE ROLE "temporal"' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'temporal')\gexec
 ALTER ROLE "temporal" WITH LOGIN NOCREATEDB PASSWORD :'pw';
 SELECT 'CREATE DATABASE "temporal" OWNER "temporal"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'temporal')\gexec
+REVOKE CONNECT ON DATABASE "temporal" FROM PUBLIC;
 -- worker
 \set pw `cat /run/secrets/db-worker-password`
 SELECT 'CREATE ROLE "worker"' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'worker')\gexec
 ALTER ROLE "worker" WITH LOGIN NOCREATEDB PASSWORD :'pw';
 SELECT 'CREATE DATABASE "worker" OWNER "worker"' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'worker')\gexec
+REVOKE CONNECT ON DATABASE "worker" FROM PUBLIC;
 SQL
 echo "postgres-init: roles and databases are in place"
