@@ -265,9 +265,15 @@ func (r *renderer) podTemplate(s *model.Service, plan *workloadPlan) (corev1.Pod
 	}
 	for _, m := range s.SecretMounts {
 		name := dnsLabel("secret-", m.Secret)
-		// 0444 as compose mounts secrets: images that start as root and
-		// switch user read them after the switch.
+		// 0444 as compose mounts secrets (images that start as root and
+		// switch user read them after the switch), unless the model says.
 		mode := int32(0o444)
+		if m.Mode != 0 {
+			mode = int32(m.Mode)
+		}
+		if err := r.checkSecretOwner(s, p, m); err != nil {
+			return corev1.PodTemplateSpec{}, err
+		}
 		vols[name] = corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName: m.Secret, DefaultMode: &mode,
 		}}}
@@ -291,6 +297,24 @@ func (r *renderer) podTemplate(s *model.Service, plan *workloadPlan) (corev1.Pod
 		tmpl.Annotations = map[string]string{AnnotationInputs: digest}
 	}
 	return tmpl, nil
+}
+
+// checkSecretOwner: Kubernetes mounts a Secret's files owned by root, in
+// the pod's fsGroup, which also gets read access. A secret the model wants
+// owned by a user is therefore readable by it only when that user is the
+// pod's (non-root) user or group; otherwise the render says so.
+func (r *renderer) checkSecretOwner(s *model.Service, p ImageProfile, m model.SecretMount) error {
+	if m.UID == "" || m.UID == "0" {
+		return nil
+	}
+	uid, err := strconv.ParseInt(m.UID, 10, 64)
+	if err != nil {
+		return fmt.Errorf("secret %s: owner %q is not a numeric uid", m.Secret, m.UID)
+	}
+	if p.Root || (uid != p.UID && uid != p.GID) {
+		r.warn("%s: secret %s should belong to uid %d, but Kubernetes mounts it owned by root (mode %#o), which that user may not read", s.Name, m.Secret, uid, m.Mode)
+	}
+	return nil
 }
 
 // effectiveNetworks are the networks a service joins; compose puts a
