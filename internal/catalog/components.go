@@ -141,7 +141,7 @@ func postgresReserved(name string) string {
 var reservedNames = map[string]bool{
 	"app": true, "proxy": true, "postgres": true, "postgres-init": true,
 	"tracardi-api": true, "tracardi-gui": true, "tracardi-apm": true, "tracardi-update-worker": true, "tracardi-mysql": true, "tracardi-elasticsearch": true, "tracardi-redis": true,
-	"kestra": true, "postiz": true, "postiz-redis": true, "temporal": true, "temporal-elasticsearch": true, "portainer": true,
+	"kestra": true, "kestra-init": true, "postiz": true, "postiz-redis": true, "temporal": true, "temporal-elasticsearch": true, "portainer": true,
 }
 
 func (b *builder) tracardi() {
@@ -316,27 +316,49 @@ func (b *builder) kestra() {
 	if err != nil {
 		panic(err)
 	}
-	cfg := b.derived("kestra-application.yml", string(tmpl))
-	b.add(model.Service{
+	s := model.Service{
 		Name: "kestra", Component: "kestra", Image: b.image("kestra", "kestra"),
-		// Script tasks start sibling containers through the host's Docker
-		// socket, which needs root inside the container (upstream's compose
-		// does the same). Without script tasks, override user and volumes.
-		User:         "0", // root, by uid: works whether or not the image has /etc/passwd
-		Command:      []string{"server", "standalone", "--config", "/run/secrets/" + cfg},
-		SecretMounts: []model.SecretMount{{Secret: cfg, Target: "/run/secrets/" + cfg}},
-		Ports:        []int{8080, 8081},
-		Volumes: []model.VolumeMount{
-			{Volume: "kestra-data", Target: "/app/storage"},
-			{HostPath: "/var/run/docker.sock", Target: "/var/run/docker.sock"},
-			// Task containers get this directory from the host, so the path
-			// must be the same on both sides.
-			{HostPath: "/tmp/kestra-wd", Target: "/tmp/kestra-wd"},
-		},
+		Ports:     []int{8080, 8081},
+		Volumes:   []model.VolumeMount{{Volume: "kestra-data", Target: "/app/storage"}},
 		Networks:  []string{Edge, "kestra"},
 		DependsOn: []model.Dependency{{Service: "postgres-init", Condition: model.Completed}},
 		Health:    health([]string{"CMD", "curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8081/health"}, 120),
-	})
+	}
+	// Script tasks' working directory: never the world-writable /tmp.
+	workDir := "/app/wd" // in the container, under /app, which the image's user owns
+	if b.st.Components.KestraDockerTasks() {
+		// Opted in (components.kestra.docker_tasks): the Docker task runner
+		// starts sibling containers through the host's socket, which needs
+		// root in the container (upstream's compose does the same), and
+		// hands them the working directory by its host path, which must
+		// therefore be the same on both sides: a directory of this stack's
+		// under /var/lib (made by the engine, 0755, root's), not /tmp.
+		workDir = "/var/lib/orchestrator/" + b.st.Name + "/kestra-wd"
+		s.User = "0" // root, by uid: works whether or not the image has /etc/passwd
+		s.Volumes = append(s.Volumes,
+			model.VolumeMount{HostPath: "/var/run/docker.sock", Target: "/var/run/docker.sock"},
+			model.VolumeMount{HostPath: workDir, Target: workDir})
+	} else {
+		// Kestra runs as its image's user (kestra), with no socket; script
+		// tasks run in its container (taskRunner: Process). The storage
+		// volume is the user's after kestra-init (made by the engine as
+		// root's, or written by root while docker_tasks was on).
+		b.add(model.Service{
+			Name: "kestra-init", Component: "kestra", Image: b.image("kestra", "kestra"),
+			User:       "0",
+			Entrypoint: []string{"/bin/sh", "-c"},
+			Command:    []string{"find /app/storage ! -user kestra -exec chown kestra:kestra {} +"},
+			Volumes:    []model.VolumeMount{{Volume: "kestra-data", Target: "/app/storage"}},
+			Isolated:   true,
+			OneShot:    true,
+		})
+		s.DependsOn = append(s.DependsOn, model.Dependency{Service: "kestra-init", Condition: model.Completed})
+	}
+	// The configuration's last block is kestra:; tasks: joins it.
+	cfg := b.derived("kestra-application.yml", string(tmpl)+fmt.Sprintf("  tasks:\n    tmp-dir:\n      path: %s/tmp\n", workDir))
+	s.Command = []string{"server", "standalone", "--config", "/run/secrets/" + cfg}
+	s.SecretMounts = []model.SecretMount{{Secret: cfg, Target: "/run/secrets/" + cfg}}
+	b.add(s)
 	b.postgresOn("kestra")
 	b.route(b.host("kestra"), "kestra", 8080)
 }

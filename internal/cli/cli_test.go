@@ -53,7 +53,7 @@ func TestExitCodes(t *testing.T) {
 		// wantStderr is the first line of stderr; "" means stderr is empty.
 		wantStderr string
 	}{
-		{"valid", []string{"validate"}, 0, "stack.yaml is valid: 18 services, 6 routes.\n", ""},
+		{"valid", []string{"validate"}, 0, "stack.yaml is valid: 19 services, 6 routes.\n", ""},
 		{"invalid spec", []string{"validate", "-f", "bad.yaml"}, 1, "", "bad.yaml:4:19: error: unknown key \"prot\" (app)"},
 		{"missing spec", []string{"validate", "-f", "nope.yaml"}, 1, "", "error: cannot read spec: open nope.yaml: no such file or directory"},
 		{"unknown flag", []string{"validate", "--bogus"}, 2, "", "Error: unknown flag: --bogus"},
@@ -253,7 +253,7 @@ func TestRenderOutputsAndStateDir(t *testing.T) {
 	}
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep))
 	assert.Equal(t, filepath.Join(dir, "vault"), rep.StateDir)
-	assert.Equal(t, 18, rep.Services)
+	assert.Equal(t, 19, rep.Services)
 	assert.ElementsMatch(t, []string{"rendered/phase1/docker-compose.yml", "rendered/phase1/postgres/init.sh", "rendered/phase1/proxy/Caddyfile", "rendered/phase1/postiz/watchdog.sh", "rendered/phase1/temporal/dynamicconfig.yaml"}, rep.Files)
 	assert.FileExists(t, filepath.Join(dir, "rendered", "phase1", "docker-compose.yml"))
 	assertNoSecrets(t, filepath.Join(dir, "vault"), r.stdout+r.stderr)

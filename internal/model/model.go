@@ -61,7 +61,10 @@ type Service struct {
 	Publish []PortBinding
 	Volumes []VolumeMount
 	// Networks the service joins.
-	Networks  []string
+	Networks []string
+	// Isolated services join no network at all (a one-shot that only
+	// touches its volumes).
+	Isolated  bool
 	DependsOn []Dependency
 	Health    *Healthcheck
 	Replicas  int

@@ -23,7 +23,10 @@ func (c *Components) Get(name string) *Component {
 	case "tracardi":
 		return c.Tracardi
 	case "kestra":
-		return c.Kestra
+		if c.Kestra == nil {
+			return nil
+		}
+		return &Component{Enabled: c.Kestra.Enabled, Version: c.Kestra.Version}
 	case "postiz":
 		return c.Postiz
 	case "portainer":
@@ -37,12 +40,23 @@ func (c *Components) set(name string, v *Component) {
 	case "tracardi":
 		c.Tracardi = v
 	case "kestra":
-		c.Kestra = v
+		k := KestraComponent{}
+		if c.Kestra != nil {
+			k = *c.Kestra
+		}
+		k.Enabled, k.Version = v.Enabled, v.Version
+		c.Kestra = &k
 	case "postiz":
 		c.Postiz = v
 	case "portainer":
 		c.Portainer = v
 	}
+}
+
+// KestraDockerTasks reports whether Kestra gets the Docker socket for its
+// task runner (components.kestra.docker_tasks).
+func (c *Components) KestraDockerTasks() bool {
+	return c.Kestra != nil && c.Kestra.DockerTasks
 }
 
 // Enabled reports whether the named component is switched on.

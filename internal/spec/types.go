@@ -57,7 +57,7 @@ type App struct {
 // Components lists the platform components.
 type Components struct {
 	Tracardi  *Component `yaml:"tracardi,omitempty" json:"tracardi,omitempty" jsonschema_description:"Tracardi customer data platform (API + GUI, with MySQL, Elasticsearch and Redis)."`
-	Kestra    *Component `yaml:"kestra,omitempty" json:"kestra,omitempty" jsonschema_description:"Kestra workflow orchestration (standalone server on PostgreSQL)."`
+	Kestra    *KestraComponent `yaml:"kestra,omitempty" json:"kestra,omitempty" jsonschema_description:"Kestra workflow orchestration (standalone server on PostgreSQL)."`
 	Postiz    *Component `yaml:"postiz,omitempty" json:"postiz,omitempty" jsonschema_description:"Postiz social media scheduling (with Redis and Temporal)."`
 	Portainer *Component `yaml:"portainer,omitempty" json:"portainer,omitempty" jsonschema_description:"Portainer CE management UI."`
 }
@@ -66,6 +66,19 @@ type Components struct {
 type Component struct {
 	Enabled bool   `yaml:"enabled" json:"enabled" jsonschema_description:"Deploy this component."`
 	Version string `yaml:"version,omitempty" json:"version,omitempty" jsonschema_description:"Upstream image tag; default is the catalog's pin."`
+}
+
+// KestraComponent switches Kestra on, may pin its version, and opts in to
+// its Docker task runner.
+type KestraComponent struct {
+	Enabled bool   `yaml:"enabled" json:"enabled" jsonschema_description:"Deploy this component."`
+	Version string `yaml:"version,omitempty" json:"version,omitempty" jsonschema_description:"Upstream image tag; default is the catalog's pin."`
+	// DockerTasks gives Kestra the host's Docker socket, read-write, and
+	// runs it as root, so that script tasks run in containers of their own
+	// (Kestra's Docker task runner). Anyone who can edit a flow then
+	// controls the host. Off by default: Kestra runs as its image's user,
+	// and script tasks run inside its container (taskRunner: Process).
+	DockerTasks bool `yaml:"docker_tasks,omitempty" json:"docker_tasks,omitempty" jsonschema_description:"Give Kestra the host's Docker socket (read-write, as root) so script tasks run in containers: anyone who can edit a flow controls the host. Default off: script tasks need taskRunner: {type: io.kestra.plugin.core.runner.Process}."`
 }
 
 // Database is the shared PostgreSQL instance.

@@ -299,11 +299,12 @@ func (v *validator) image(p, img string) {
 }
 
 func (v *validator) components() {
+	v.kestraDockerTasks()
 	c := v.s.Components
 	for _, e := range []struct {
 		name string
 		c    *Component
-	}{{"tracardi", c.Tracardi}, {"kestra", c.Kestra}, {"postiz", c.Postiz}, {"portainer", c.Portainer}} {
+	}{{"tracardi", c.Tracardi}, {"kestra", c.Get("kestra")}, {"postiz", c.Postiz}, {"portainer", c.Portainer}} {
 		if e.c == nil {
 			continue
 		}
@@ -322,6 +323,19 @@ func (v *validator) components() {
 }
 
 var tagRe = lazyre.New(`^[\w][\w.-]{0,127}$`)
+
+// kestraDockerTasks warns about what the opt-in grants.
+func (v *validator) kestraDockerTasks() {
+	const p = "components.kestra.docker_tasks"
+	if !v.s.Components.KestraDockerTasks() {
+		return
+	}
+	v.ds.Warnf(v.s.Pos(p), p, "leave it off unless every user who can edit a flow may administer this host; script tasks can run in Kestra's container instead (taskRunner: Process)",
+		"Kestra gets the host's Docker socket, read-write, and runs as root: anyone who can edit a flow controls the host")
+	if !v.s.Components.Enabled("kestra") {
+		v.ds.Warnf(v.s.Pos(p), p, "enable Kestra or remove docker_tasks", "docker_tasks has no effect while Kestra is disabled")
+	}
+}
 
 func (v *validator) database() {
 	d := v.s.Database

@@ -353,9 +353,9 @@ func TestPlatform(t *testing.T) {
 			Services []struct{ Service, State, Health string }
 		}
 		require.NoError(t, json.Unmarshal([]byte(r.stdout), &st))
-		assert.Len(t, st.Services, 19) // 18 services (the one-shot init among them), the app twice
+		assert.Len(t, st.Services, 20) // 19 services (the one-shot inits among them), the app twice
 		for _, s := range st.Services {
-			if s.Service == "postgres-init" {
+			if s.Service == "postgres-init" || s.Service == "kestra-init" {
 				assert.Equal(t, "exited", s.State)
 				continue
 			}

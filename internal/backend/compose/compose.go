@@ -242,6 +242,9 @@ func (r *renderer) service(s model.Service, usedSecrets map[string]bool) (types.
 			svc.Volumes = append(svc.Volumes, types.ServiceVolumeConfig{Type: types.VolumeTypeBind, Source: v.HostPath, Target: v.Target, ReadOnly: v.ReadOnly})
 		}
 	}
+	if s.Isolated {
+		svc.NetworkMode = "none"
+	}
 	if len(s.Networks) > 0 {
 		svc.Networks = map[string]*types.ServiceNetworkConfig{}
 		for _, n := range s.Networks {
