@@ -15,7 +15,7 @@ import (
 // a database of the same name, and returns the secret name of its password.
 func (b *builder) database(name string) string {
 	b.consumers = append(b.consumers, name)
-	return b.secret("db-"+name+"-password", model.Password)
+	return b.dataSecret("db-"+name+"-password", model.Password, "postgres-data")
 }
 
 // databaseURL is the connection URL of a consumer of the shared
@@ -145,8 +145,8 @@ var reservedNames = map[string]bool{
 }
 
 func (b *builder) tracardi() {
-	rootPW := b.secret("tracardi-mysql-root-password", model.Password)
-	userPW := b.secret("tracardi-mysql-password", model.Password)
+	rootPW := b.dataSecret("tracardi-mysql-root-password", model.Password, "tracardi-mysql-data")
+	userPW := b.dataSecret("tracardi-mysql-password", model.Password, "tracardi-mysql-data")
 	b.secret("tracardi-installation-token", model.Token)
 	b.secret("tracardi-auto-profile-merging", model.Token)
 	b.add(model.Service{
@@ -311,7 +311,9 @@ func esHealth(pwFile string) []string {
 func (b *builder) kestra() {
 	b.database("kestra")
 	b.secret("kestra-admin-password", model.Password)
-	b.secret("kestra-encryption-key", model.Key32)
+	// Kestra keeps SECRET inputs and outputs in its database, encrypted
+	// with this key.
+	b.dataSecret("kestra-encryption-key", model.Key32, "postgres-data")
 	tmpl, err := templates.FS.ReadFile("catalog/kestra-application.yml")
 	if err != nil {
 		panic(err)
@@ -480,7 +482,7 @@ func (b *builder) postiz() {
 }
 
 func (b *builder) portainer() {
-	pw := b.secret("portainer-admin-password", model.Password)
+	pw := b.dataSecret("portainer-admin-password", model.Password, "portainer-data")
 	b.add(model.Service{
 		Name: "portainer", Component: "portainer", Image: b.image("portainer", "portainer"),
 		// The password file creates the admin at first start, so the

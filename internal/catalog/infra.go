@@ -26,7 +26,7 @@ func (b *builder) postgres() {
 		// refuse to start with a volume at the old path.
 		dataDir = "/var/lib/postgresql"
 	}
-	superPW := b.secret("postgres-password", model.Password)
+	superPW := b.dataSecret("postgres-password", model.Password, "postgres-data")
 	b.add(model.Service{
 		Name: "postgres", Component: "postgres", Image: image,
 		Env: map[string]string{

@@ -67,7 +67,11 @@ type phase1 struct {
 
 // openPhase1 loads the spec, renders it (the same code path as `render`),
 // connects to the engine and loads the rendered project the way compose
-// does. What is applied is exactly what `render --phase=1` writes.
+// does. What is applied is exactly what `render --phase=1` writes. With a
+// read-only store (plan) the rendering is a dry run held in memory:
+// nothing is written, and a missing secret is only reported. Either way a
+// new secret is refused while the engine holds data made with an older
+// value (engine.DataAtRiskError).
 func openPhase1(ctx context.Context, io *IOStreams, cfg *Config, store *state.Store, pf *phase1Flags, needProject bool) (*phase1, error) {
 	st, src, ds := spec.LoadFileContext(ctx, cfg.File)
 	if err := ctx.Err(); err != nil {
@@ -81,16 +85,6 @@ func openPhase1(ctx context.Context, io *IOStreams, cfg *Config, store *state.St
 		out = filepath.Join(filepath.Dir(cfg.File), "rendered", "phase1")
 	}
 	p := &phase1{stack: st, store: store}
-	if needProject {
-		res, rds := engine.Render(ctx, st, engine.RenderOptionsIn{Backend: compose.New(), Store: store, OutDir: out})
-		if err := reportDiagnostics(io, cfg.File, src, rds); err != nil {
-			return nil, err
-		}
-		p.render = res
-		if err := checkPassEnv(res); err != nil {
-			return nil, err
-		}
-	}
 	host := pf.Host
 	if host == "" {
 		host = st.Phase1.Host
@@ -100,24 +94,59 @@ func openPhase1(ctx context.Context, io *IOStreams, cfg *Config, store *state.St
 		return nil, err
 	}
 	p.target = target
-	if needProject {
-		abs, err := filepath.Abs(out)
-		if err != nil {
-			return nil, err
-		}
-		if p.project, err = p.target.Load(ctx, abs, st.Name, p.render.Artifacts.Environment); err != nil {
-			return nil, fmt.Errorf("load %s: %w", filepath.Join(out, compose.ComposeFile), err)
-		}
+	if !needProject {
+		return p, nil
+	}
+	dryRun := store.ReadOnly()
+	res, rds := engine.Render(ctx, st, engine.RenderOptionsIn{
+		Backend: compose.New(), Store: store, OutDir: out, DryRun: dryRun,
+		ExistingVolumes: func(ctx context.Context, volumes []string) (map[string]string, error) {
+			return target.ExistingVolumes(ctx, st.Name, volumes)
+		},
+	})
+	if err := reportDiagnostics(io, cfg.File, src, rds); err != nil {
+		return nil, err
+	}
+	p.render = res
+	if len(res.Generated) > 0 {
+		fmt.Fprintf(io.ErrOut, "New secrets generated in %s (the engine holds no data of this stack made with older ones): %s\n", filepath.Join(store.Dir(), "secrets"), strings.Join(res.Generated, ", "))
+	}
+	if len(res.WouldGenerate) > 0 {
+		fmt.Fprintf(io.ErrOut, "Secrets that up would generate (the engine holds no data of this stack made with older ones; plan writes nothing): %s\n", strings.Join(res.WouldGenerate, ", "))
+	}
+	if err := checkPassEnv(res); err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return nil, err
+	}
+	if dryRun {
+		p.project, err = p.target.LoadRendered(ctx, compose.Rendered{Dir: abs, StateDir: store.Dir(), Artifacts: res.Artifacts}, st.Name)
+	} else {
+		p.project, err = p.target.Load(ctx, abs, st.Name, res.Artifacts.Environment)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", filepath.Join(out, compose.ComposeFile), err)
 	}
 	return p, nil
 }
 
+// readOnlyOps only read the state directory: plan renders in memory and
+// generates nothing, so it never creates, changes or writes state.
+var readOnlyOps = map[string]bool{"plan": true}
+
 // lockStack opens the state directory and takes the stack's lock for op,
-// noting a previous run that did not finish.
+// noting a previous run that did not finish. A read-only op on a state
+// directory that does not exist yet takes no lock: there is nothing to
+// read, and creating the directory would be a write.
 func lockStack(ctx context.Context, io *IOStreams, stateDir, op string, timeout time.Duration) (*state.Store, *state.Lock, error) {
-	store, err := state.Open(stateDir)
+	store, err := state.OpenWith(stateDir, state.OpenOptions{ReadOnly: readOnlyOps[op], Notify: func(note string) { fmt.Fprintln(io.ErrOut, note) }})
 	if err != nil {
 		return nil, nil, err
+	}
+	if !store.Exists() {
+		return store, &state.Lock{}, nil
 	}
 	lock, err := store.Lock(ctx, op, timeout)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -89,6 +90,11 @@ func runRender(ctx context.Context, opts *RenderOptions) error {
 	res, rds := engine.Render(ctx, st, engine.RenderOptionsIn{Backend: compose.New(), Store: store, OutDir: opts.OutDir})
 	if err := reportDiagnostics(opts.IO, opts.File, src, rds); err != nil {
 		return err
+	}
+	if len(res.Generated) > 0 {
+		// Render does not ask the engine; up does before it uses them.
+		fmt.Fprintf(opts.IO.ErrOut, "New secrets generated in %s: %s. If this stack already has data, restore the old files from backup instead: up refuses new values while data made with the old ones exists.\n",
+			filepath.Join(store.Dir(), "secrets"), strings.Join(res.Generated, ", "))
 	}
 	files := make([]string, 0, len(res.Artifacts.Files))
 	for _, f := range res.Artifacts.Files {

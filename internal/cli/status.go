@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/aipairpro/orchestrator/internal/state"
 	"github.com/spf13/cobra"
 )
 
@@ -39,11 +38,9 @@ func NewCmdStatus(f *Factory) *cobra.Command {
 
 func runStatus(ctx context.Context, opts *StatusOptions) error {
 	opts.Flags.Progress = "quiet"
-	store, err := state.Open(opts.Config.StateDir)
-	if err != nil {
-		return err
-	}
-	p, err := openPhase1(ctx, opts.IO, opts.Config, store, &opts.Flags, false)
+	// Status asks the engine only: it neither reads nor touches the state
+	// directory (which may not exist, or be shared).
+	p, err := openPhase1(ctx, opts.IO, opts.Config, nil, &opts.Flags, false)
 	if err != nil {
 		return err
 	}

@@ -7,9 +7,9 @@ package engine
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"sort"
 	"text/template"
@@ -58,9 +58,19 @@ type RenderOptionsIn struct {
 	Backend Backend
 	Store   *state.Store
 	OutDir  string
-	// DryRun renders without writing anything (secrets are still created,
-	// since they are state, not output).
+	// DryRun renders without writing anything: no output files, no state
+	// files, no new secrets. A missing secret gets a value that lives only
+	// in this process's memory; Result.WouldGenerate names it.
 	DryRun bool
+	// ExistingVolumes returns which of the given volumes (the model's
+	// names) exist on the target, each with the target's own name for it.
+	// When set, Render refuses (DataAtRiskError) to generate a secret, or
+	// to use one generated without this check, while a volume holding data
+	// made with it exists (model.Secret.DataVolumes); the check runs only
+	// when there is such a secret. Nil when there is no target to ask
+	// (render): new secrets are then generated and stay marked unchecked
+	// until a Render that can ask finds no such data.
+	ExistingVolumes func(ctx context.Context, volumes []string) (map[string]string, error)
 }
 
 // Result is what Render produced.
@@ -70,6 +80,11 @@ type Result struct {
 	// Written lists the output files that changed on disk, relative to OutDir.
 	Written []string
 	Secrets *Secrets
+	// Generated names the secrets this render generated and saved.
+	Generated []string
+	// WouldGenerate names the secrets a dry run found missing; the next
+	// render that writes generates them.
+	WouldGenerate []string
 }
 
 // Render builds the deployment for a loaded stack, makes sure its secrets
@@ -83,7 +98,15 @@ func Render(ctx context.Context, st *spec.Stack, in RenderOptionsIn) (*Result, d
 	if err != nil {
 		return nil, ds.Append(err)
 	}
-	secrets, err := NewSecrets(dep, in.Store)
+	known, err := checkNewSecrets(ctx, dep, in)
+	var atRisk *DataAtRiskError
+	if errors.As(err, &atRisk) {
+		return nil, ds.Append(atRisk.Diagnostic())
+	}
+	if err != nil {
+		return nil, ds.Append(err)
+	}
+	secrets, err := newSecrets(dep, in.Store, known, in.DryRun)
 	if err != nil {
 		return nil, ds.Append(err)
 	}
@@ -91,9 +114,16 @@ func Render(ctx context.Context, st *spec.Stack, in RenderOptionsIn) (*Result, d
 	if err != nil {
 		return nil, ds.Append(fmt.Errorf("render %s: %w", in.Backend.Name(), err))
 	}
-	res := &Result{Deployment: dep, Artifacts: arts, Secrets: secrets}
+	res := &Result{Deployment: dep, Artifacts: arts, Secrets: secrets, Generated: secrets.generated, WouldGenerate: secrets.ephemeral}
 	if in.DryRun {
 		return res, ds
+	}
+	if in.ExistingVolumes != nil {
+		// Checked: no data of this stack was made with other values. Marks
+		// left over a value restored from backup go too.
+		if err := in.Store.MarkChecked(generatedNames(dep)...); err != nil {
+			return nil, ds.Append(err)
+		}
 	}
 	for _, f := range arts.StateFiles {
 		if err := in.Store.WriteFile(f.Path, f.Content); err != nil {
@@ -112,25 +142,18 @@ func Render(ctx context.Context, st *spec.Stack, in RenderOptionsIn) (*Result, d
 	return res, ds
 }
 
+// writeOutput writes one rendered file under outDir: atomically, only
+// when it changed, and never through a symbolic link or out of outDir.
 func writeOutput(outDir string, f model.File) (bool, error) {
-	p := filepath.Join(outDir, filepath.FromSlash(f.Path))
 	mode := fs.FileMode(f.Mode)
 	if mode == 0 {
 		mode = 0o644
 	}
-	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, f.Content) {
-		if st, err := os.Stat(p); err == nil && st.Mode().Perm() == mode {
-			return false, nil
-		}
-		return true, os.Chmod(p, mode)
+	changed, err := state.WriteInside(outDir, filepath.FromSlash(f.Path), f.Content, mode, 0o755)
+	if err != nil {
+		return false, fmt.Errorf("write %s: %w", filepath.Join(outDir, filepath.FromSlash(f.Path)), err)
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		return false, fmt.Errorf("create output directory: %w", err)
-	}
-	if err := state.WriteAtomic(p, f.Content, mode); err != nil {
-		return false, fmt.Errorf("write %s: %w", p, err)
-	}
-	return true, nil
+	return changed, nil
 }
 
 // Secrets resolves the deployment's secrets: generated ones from the state
@@ -141,11 +164,25 @@ type Secrets struct {
 	byName  map[string]model.Secret
 	values  map[string]string
 	derived map[string]bool
+	// dryRun makes up missing secrets in memory instead of saving them.
+	dryRun bool
+	// generated and ephemeral name the secrets made by this resolver:
+	// saved, or (dry run) only in memory.
+	generated, ephemeral []string
 }
 
 // NewSecrets makes sure every generated secret of the deployment exists.
 func NewSecrets(dep *model.Deployment, store *state.Store) (*Secrets, error) {
-	s := &Secrets{dep: dep, store: store, byName: map[string]model.Secret{}, values: map[string]string{}, derived: map[string]bool{}}
+	return newSecrets(dep, store, nil, false)
+}
+
+// newSecrets resolves every secret, starting from the values known
+// already; under dryRun a missing one is made up in memory, not saved.
+func newSecrets(dep *model.Deployment, store *state.Store, known map[string]string, dryRun bool) (*Secrets, error) {
+	s := &Secrets{dep: dep, store: store, byName: map[string]model.Secret{}, values: map[string]string{}, derived: map[string]bool{}, dryRun: dryRun}
+	for name, v := range known {
+		s.values[name] = v
+	}
 	for _, sec := range dep.Secrets {
 		s.byName[sec.Name] = sec
 	}
@@ -178,13 +215,28 @@ func (s *Secrets) Value(name string) (string, error) {
 		s.derived[name] = true
 		v, err = s.Expand(sec.Template)
 	} else {
-		v, err = s.store.Secret(name, sec.Generate)
+		v, err = s.lookupOrGenerate(sec)
 	}
 	if err != nil {
 		return "", err
 	}
 	s.values[name] = v
 	return v, nil
+}
+
+// lookupOrGenerate reads a generated secret, or makes a new one: saved,
+// or under a dry run only in memory.
+func (s *Secrets) lookupOrGenerate(sec model.Secret) (string, error) {
+	v, ok, err := s.store.Lookup(sec.Name, sec.Generate)
+	if err != nil || ok {
+		return v, err
+	}
+	if s.dryRun {
+		s.ephemeral = append(s.ephemeral, sec.Name)
+		return s.store.NewValue(sec.Generate)
+	}
+	s.generated = append(s.generated, sec.Name)
+	return s.store.Generate(sec.Name, sec.Generate)
 }
 
 // Expand executes a template over the secrets: {{ secret "name" }} gives a

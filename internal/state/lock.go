@@ -101,7 +101,9 @@ func (e *LockedError) Error() string {
 }
 
 // Lock takes the stack's exclusive lock for operation, waiting up to
-// timeout for a concurrent holder to finish (0 fails at once).
+// timeout for a concurrent holder to finish (0 fails at once). A read-only
+// store neither creates nor tightens the lock file: with none there, no
+// run is writing the directory, and the returned Lock holds nothing.
 //
 // The lock is a kernel flock, not a marker file, so a holder killed even
 // with SIGKILL cannot leave it held; lock.info only tells others who holds
@@ -111,16 +113,24 @@ func (s *Store) Lock(ctx context.Context, operation string, timeout time.Duratio
 		return nil, err
 	}
 	lockPath := filepath.Join(s.dir, lockFileName)
-	// os.OpenFile sets O_CLOEXEC, which matters here: a child such as a
+	// OpenFile sets O_CLOEXEC, which matters here: a child such as a
 	// long-lived docker process must not inherit the fd and keep the
-	// stack locked after we exit.
-	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, fileMode)
+	// stack locked after we exit. Through the root, and never through a
+	// link: a planted lock -> /etc/passwd would otherwise be chmod'ed.
+	f, err := s.openLockFile()
+	if s.readOnly && errors.Is(err, fs.ErrNotExist) {
+		// No run ever locked this directory, so none is writing it now;
+		// a reader does not create the lock file.
+		return &Lock{}, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}
-	if err := f.Chmod(fileMode); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("secure lock file: %w", err)
+	if !s.readOnly {
+		if err := f.Chmod(fileMode); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("secure lock file: %w", err)
+		}
 	}
 	// The details are gathered before taking the flock (os/user may read
 	// /etc/passwd) so the window in which we hold it anonymously is short.
@@ -198,11 +208,42 @@ func (s *Store) Lock(ctx context.Context, operation string, timeout time.Duratio
 	// Not synced: lock.info is advisory, and an fsync stalled behind other
 	// I/O would keep others from learning who holds the lock. After a
 	// crash a torn file reads as corrupt, which still counts as stale.
-	if err := replace(l.infoPath, append(data, '\n'), fileMode, false); err != nil {
+	if err := s.writeLockInfo(append(data, '\n')); err != nil {
 		l.release()
 		return nil, fmt.Errorf("write %s: %w", lockInfoName, err)
 	}
 	return l, nil
+}
+
+// openLockFile opens (creating) the lock file inside the state directory.
+func (s *Store) openLockFile() (*os.File, error) {
+	if !s.exists {
+		return nil, fmt.Errorf("state directory %s does not exist", s.dir)
+	}
+	root, err := os.OpenRoot(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	if err := noSymlinks(root, lockFileName); err != nil {
+		return nil, err
+	}
+	if s.readOnly {
+		// flock needs no write access.
+		return root.Open(lockFileName)
+	}
+	return root.OpenFile(lockFileName, os.O_RDWR|os.O_CREATE, fileMode)
+}
+
+// writeLockInfo replaces lock.info inside the state directory.
+func (s *Store) writeLockInfo(data []byte) error {
+	root, err := os.OpenRoot(s.dir)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	_, err = writeIn(root, lockInfoName, data, fileMode, dirMode, false)
+	return err
 }
 
 // Unlock releases the lock. It is safe to call more than once, so callers
@@ -271,7 +312,15 @@ func processExists(pid int) bool {
 // readLockInfo returns nil, nil when there is no lock.info, so callers can
 // tell "nobody left details" from a real read failure.
 func (s *Store) readLockInfo() (*LockInfo, error) {
-	b, err := os.ReadFile(filepath.Join(s.dir, lockInfoName))
+	root, err := os.OpenRoot(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	if err := noSymlinks(root, lockInfoName); err != nil {
+		return nil, err
+	}
+	b, err := root.ReadFile(lockInfoName)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}

@@ -60,10 +60,15 @@ func TestSecretsAreGeneratedOnceAndKeptPrivate(t *testing.T) {
 	assert.Contains(t, string(gi), "*\n")
 }
 
+// TestOpenTightensPermissions: a state directory that others may read is
+// made private again (an empty directory we did not create is not: see
+// TestExistingDirectoryIsNotTakenOver).
 func TestOpenTightensPermissions(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "st")
-	require.NoError(t, os.MkdirAll(dir, 0o755))
 	_, err := Open(dir)
+	require.NoError(t, err)
+	require.NoError(t, os.Chmod(dir, 0o755))
+	_, err = Open(dir)
 	require.NoError(t, err)
 	info, err := os.Stat(dir)
 	require.NoError(t, err)

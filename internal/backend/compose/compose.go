@@ -76,9 +76,10 @@ type renderer struct {
 }
 
 // statePath is how the compose file names a file in the state directory:
-// relative to the output directory, so the two can move together.
+// relative to the output directory, so the two can move together. A '$'
+// in either directory's path is escaped: compose interpolates paths too.
 func (r *renderer) statePath(parts ...string) string {
-	return r.stateRel + "/" + strings.Join(parts, "/")
+	return escape(r.stateRel + "/" + strings.Join(parts, "/"))
 }
 
 func (r *renderer) project() (*types.Project, error) {

@@ -3,7 +3,9 @@ package compose_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -19,6 +21,7 @@ import (
 	"github.com/aipairpro/orchestrator/internal/backend/compose"
 	"github.com/aipairpro/orchestrator/internal/catalog"
 	"github.com/aipairpro/orchestrator/internal/engine"
+	"github.com/aipairpro/orchestrator/internal/model"
 	"github.com/aipairpro/orchestrator/internal/spec"
 	"github.com/aipairpro/orchestrator/internal/state"
 )
@@ -60,7 +63,12 @@ func renderExampleSeeded(t *testing.T, specPath, root string, seeded bool) rende
 		require.False(t, ds.HasErrors(), "%v", ds)
 		for _, sec := range dep.Secrets {
 			if sec.Template == "" {
-				require.NoError(t, store.WriteFile("secrets/"+sec.Name, []byte("fixture-"+sec.Name)))
+				v := "fixture-" + sec.Name
+				if sec.Generate == model.Key32 {
+					// A key is read only as 32 bytes in base64 (state.CheckKind).
+					v = base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("%-32.32s", v)))
+				}
+				require.NoError(t, store.WriteFile("secrets/"+sec.Name, []byte(v)))
 			}
 		}
 	}
