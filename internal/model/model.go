@@ -173,6 +173,13 @@ type Secret struct {
 	Generate SecretKind
 	// Template is Go text/template text with a `secret "name"` function.
 	Template string
+	// DataVolumes are the volumes that hold data made with this secret's
+	// value: the store keeps the password it was first started with
+	// (PostgreSQL, MySQL, Portainer), keeps a role's password that other
+	// clients may use, or holds values encrypted with the key (Kestra). A
+	// secret with data volumes may be generated only while none of them
+	// exists: a new value would lock the stack, or its other clients, out.
+	DataVolumes []string
 }
 
 // File is a non-secret file the deployment ships beside its manifests.
