@@ -115,7 +115,10 @@ type builder struct {
 	// pgNets are the component networks PostgreSQL joins: those of the
 	// components that have a database.
 	pgNets map[string]bool
-	ds     diag.Diagnostics
+	// provided are, per service, the variables set from secrets.
+	provided         map[string]map[string]bool
+	secretEnvShipped bool
+	ds               diag.Diagnostics
 }
 
 func (b *builder) build() {

@@ -112,6 +112,11 @@ func mounts(s model.Service, path string) bool {
 			return true
 		}
 	}
+	for _, n := range s.PassFiles {
+		if path == "/run/secrets/"+n {
+			return true
+		}
+	}
 	return false
 }
 

@@ -4,7 +4,10 @@ import (
 	"fmt"
 	"maps"
 	"net/url"
+	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/aipairpro/orchestrator/internal/model"
@@ -50,20 +53,20 @@ func (b *builder) app() {
 	a := b.st.App
 	s := model.Service{
 		Name: "app", Component: "app", Image: a.Image, Command: a.Command,
-		Env: copyEnv(a.Env), PassEnv: sortedCopy(a.Secrets),
+		Env:   copyEnv(a.Env),
 		Ports: []int{a.Port}, Networks: []string{Edge}, Replicas: *a.Replicas,
 		Health: health(httpProbe(a.Port, a.Health), 30),
 	}
 	if a.Database {
 		b.withDatabase(&s, "app")
 	}
+	b.teamSecrets(&s, "app", a.Secrets, a.Database, a.SecretsInEnv)
 	b.add(s)
 	b.route(b.host(""), "app", a.Port)
 }
 
 func (b *builder) withDatabase(s *model.Service, consumer string) {
 	b.database(consumer)
-	s.SecretEnv = map[string]string{"DATABASE_URL": databaseURL(consumer)}
 	s.Networks = appendUnique(s.Networks, TeamNet)
 	b.postgresOn(TeamNet)
 	s.DependsOn = append(s.DependsOn, model.Dependency{Service: "postgres-init", Condition: model.Completed})
@@ -84,7 +87,7 @@ func (b *builder) customServices() {
 		}
 		s := model.Service{
 			Name: name, Component: "custom", Image: svc.Image, Command: svc.Command,
-			Env: copyEnv(svc.Env), PassEnv: sortedCopy(svc.Secrets),
+			Env: copyEnv(svc.Env),
 			// A route out, but not the proxy's network: nothing routes here.
 			Networks: []string{Egress}, Replicas: *svc.Replicas,
 		}
@@ -102,11 +105,125 @@ func (b *builder) customServices() {
 			}
 			b.withDatabase(&s, name)
 		}
+		b.teamSecrets(&s, p, svc.Secrets, svc.Database, svc.SecretsInEnv)
 		if s.Health == nil && (b.st.Overrides[name].Healthcheck == nil) {
 			b.ds.Warnf(b.orig.KeyPos(p), p, fmt.Sprintf("add `port:` and `health:`, or overrides.%s.healthcheck", name),
 				"service %q has no healthcheck, so nothing can tell when it is ready", name)
 		}
 		b.add(s)
+	}
+}
+
+// teamSecrets hands one of the team's own services its secrets, DATABASE_URL
+// when it has a database and the spec's secrets: (passed through from the
+// environment of whoever applies), as files: /run/secrets/<NAME>, named by
+// <NAME>_FILE in its environment, so that docker inspect shows no value.
+// secrets_in_env: true also puts them in its environment, as before this
+// existed, for an image that reads nothing else; left unset, validate says
+// where they went.
+func (b *builder) teamSecrets(s *model.Service, p string, names []string, database bool, inEnv *bool) {
+	vars := sortedCopy(names)
+	if database {
+		vars = append(vars, "DATABASE_URL")
+	}
+	if len(vars) == 0 {
+		return
+	}
+	if s.Env == nil {
+		s.Env = map[string]string{}
+	}
+	for _, v := range vars {
+		if _, taken := s.Env[v+"_FILE"]; taken {
+			k := p + ".env." + v + "_FILE"
+			b.ds.Errorf(b.orig.KeyPos(k), k, "rename or remove it: orchestrator sets it", "%s_FILE names the file that holds %s", v, v)
+			continue
+		}
+		s.Env[v+"_FILE"] = "/run/secrets/" + v
+		b.provide(s.Name, v, v+"_FILE")
+	}
+	dbURL := databaseURL(s.Name)
+	if database {
+		s.SecretMounts = append(s.SecretMounts, model.SecretMount{Secret: b.derived(s.Name+"-database-url", dbURL), Target: "/run/secrets/DATABASE_URL"})
+	}
+	if len(names) > 0 {
+		s.PassFiles = sortedCopy(names)
+		// Keys the digest that recreates the container when a value
+		// changes (see model.PassThroughKey).
+		b.secret(model.PassThroughKey, model.Key32)
+	}
+	switch {
+	case inEnv != nil && *inEnv:
+		if database {
+			s.SecretEnv = map[string]string{"DATABASE_URL": dbURL}
+		}
+		s.PassEnv = sortedCopy(names)
+	case inEnv == nil:
+		b.ds.Warnf(b.orig.KeyPos(p), p,
+			"set secrets_in_env: true if the image reads them only from its environment (docker inspect then shows them), or secrets_in_env: false to say it reads the files",
+			"%s reach %s as files (/run/secrets/<NAME>, named by <NAME>_FILE), not as environment variables", strings.Join(vars, ", "), s.Name)
+	}
+}
+
+// secretEnvScript is where envFromFiles's wrapper is mounted.
+const secretEnvScript = "/orchestrator/secret-env.sh"
+
+// plainSecretRe matches a template that is one secret's value as it is.
+var plainSecretRe = regexp.MustCompile(`^\{\{ secret ("[^"\\]*") \}\}$`)
+
+// envFromFiles hands the secrets of a service whose image reads them only
+// from its environment (no *_FILE variant upstream) to its process, not to
+// its container: each variable's value becomes a file,
+// /run/secrets/env/<NAME>, and the service's entrypoint is a wrapper
+// (templates/catalog/secret-env.sh) that exports those files and then
+// runs argv, the image's own entrypoint and command. A variable set that
+// way is not in the container's configuration, so docker inspect and
+// Portainer do not show it. argv becomes the service's command, so an
+// override of the command replaces all of it, the image's entrypoint
+// included.
+func (b *builder) envFromFiles(s *model.Service, vars map[string]string, argv []string) {
+	if !b.secretEnvShipped {
+		script, err := templates.FS.ReadFile("catalog/secret-env.sh")
+		if err != nil {
+			panic(err)
+		}
+		b.dep.Files = append(b.dep.Files, model.File{Path: "orchestrator/secret-env.sh", Content: script, Mode: 0o644})
+		b.secretEnvShipped = true
+	}
+	for _, name := range slices.Sorted(maps.Keys(vars)) {
+		var secret string
+		if m := plainSecretRe.FindStringSubmatch(vars[name]); m != nil {
+			secret, _ = strconv.Unquote(m[1])
+		} else {
+			secret = b.derived(s.Name+"-"+strings.ReplaceAll(strings.ToLower(name), "_", "-"), vars[name])
+		}
+		s.SecretMounts = append(s.SecretMounts, model.SecretMount{Secret: secret, Target: "/run/secrets/env/" + name})
+		b.provide(s.Name, name)
+	}
+	s.FileMounts = append(s.FileMounts, model.FileMount{File: "orchestrator/secret-env.sh", Target: secretEnvScript})
+	s.Entrypoint = []string{"/bin/sh", secretEnvScript}
+	s.Command = argv
+}
+
+// addEnvFromFiles adds a service whose SecretEnv goes through envFromFiles,
+// with argv, the image's entrypoint and command, after the wrapper.
+func (b *builder) addEnvFromFiles(s model.Service, argv []string) {
+	vars := s.SecretEnv
+	s.SecretEnv = nil
+	b.envFromFiles(&s, vars, argv)
+	b.add(s)
+}
+
+// provide records variables the catalog sets from secrets, which an
+// override may not replace.
+func (b *builder) provide(service string, vars ...string) {
+	if b.provided == nil {
+		b.provided = map[string]map[string]bool{}
+	}
+	if b.provided[service] == nil {
+		b.provided[service] = map[string]bool{}
+	}
+	for _, v := range vars {
+		b.provided[service][v] = true
 	}
 }
 
@@ -207,7 +324,11 @@ func (b *builder) tracardi() {
 		{Service: "tracardi-mysql", Condition: model.Healthy},
 		{Service: "tracardi-redis", Condition: model.Healthy},
 	}
-	b.add(model.Service{
+	// Tracardi reads its configuration from os.environ only
+	// (tracardi/config.py): its secrets go through envFromFiles. The API's
+	// image runs the command of its base, tiangolo/uvicorn-gunicorn
+	// (CMD /start.sh, no entrypoint).
+	b.addEnvFromFiles(model.Service{
 		Name: "tracardi-api", Component: "tracardi", Image: b.image("tracardi-api", "tracardi"),
 		Env:       tracardiEnv(nil),
 		SecretEnv: tracardiSecretEnv(),
@@ -216,7 +337,7 @@ func (b *builder) tracardi() {
 		DependsOn: stores,
 		// The API image is Python-based; python is the one tool it surely has.
 		Health: health([]string{"CMD", "python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:80/healthcheck', timeout=4)"}, 60),
-	})
+	}, []string{"/start.sh"})
 	b.route(b.host("tracardi-api"), "tracardi-api", 80)
 	// Upstream's compose for the pinned version runs two background
 	// workers beside the API: automatic profile merging (tracardi/apm in
@@ -224,20 +345,23 @@ func (b *builder) tracardi() {
 	// which imports and upgrades need. Neither has a health endpoint, so
 	// `up` judges them by staying running. They talk only to the stores.
 	afterAPI := append(append([]model.Dependency(nil), stores...), model.Dependency{Service: "tracardi-api", Condition: model.Healthy})
-	b.add(model.Service{
+	// The workers' images start with an entrypoint of their own, which
+	// follows the wrapper: Tracardi/apm docker/Dockerfile and Tracardi/
+	// tracardi docker.worker.Dockerfile.
+	b.addEnvFromFiles(model.Service{
 		Name: "tracardi-apm", Component: "tracardi", Image: b.image("tracardi-apm", "tracardi"),
 		Env:       tracardiEnv(map[string]string{"MODE": "worker", "PAUSE": "15"}),
 		SecretEnv: tracardiSecretEnv(),
 		Networks:  []string{"tracardi"},
 		DependsOn: afterAPI,
-	})
-	b.add(model.Service{
+	}, []string{"/opt/venv/bin/python3", "app/main.py"})
+	b.addEnvFromFiles(model.Service{
 		Name: "tracardi-update-worker", Component: "tracardi", Image: b.image("tracardi-update-worker", "tracardi"),
 		Env:       tracardiEnv(nil),
 		SecretEnv: tracardiSecretEnv(),
 		Networks:  []string{"tracardi"},
 		DependsOn: afterAPI,
-	})
+	}, []string{"huey_consumer.py", "tracardi.worker.worker.queue"})
 	b.add(model.Service{
 		Name: "tracardi-gui", Component: "tracardi", Image: b.image("tracardi-gui", "tracardi"),
 		// The GUI asks for its API's URL at first visit; this is what to type.
@@ -392,7 +516,12 @@ func (b *builder) postiz() {
 		panic(err)
 	}
 	b.dep.Files = append(b.dep.Files, model.File{Path: "temporal/dynamicconfig.yaml", Content: dyn, Mode: 0o644})
-	b.add(model.Service{
+	// auto-setup reads POSTGRES_PWD and ES_PWD from its environment only:
+	// its entrypoint renders the server's configuration from them with
+	// dockerize and hands them to its setup (SQL_PASSWORD, curl --user);
+	// none has a file variant. So envFromFiles, then the image's
+	// ENTRYPOINT and CMD (temporalio/docker-builds server.Dockerfile).
+	b.addEnvFromFiles(model.Service{
 		Name: "temporal", Component: "postiz", Image: b.image("temporal", "postiz"),
 		FileMounts: []model.FileMount{{File: "temporal/dynamicconfig.yaml", Target: temporalDynamicConfig}},
 		Env: map[string]string{
@@ -419,7 +548,7 @@ func (b *builder) postiz() {
 			{Service: "temporal-elasticsearch", Condition: model.Healthy},
 		},
 		Health: &model.Healthcheck{Test: []string{"CMD", "temporal", "operator", "cluster", "health", "--address", "temporal:7233"}, IntervalSec: 10, TimeoutSec: 5, Retries: 10, StartSec: 30},
-	})
+	}, []string{"/etc/temporal/entrypoint.sh", "autosetup"})
 	// Postiz's worker never reconnects to Temporal (gitroomhq/postiz-app
 	// #1748, #2035) and Docker restarts only containers that exit: the
 	// watchdog makes the container exit when the worker has no connection
@@ -431,11 +560,12 @@ func (b *builder) postiz() {
 	const watchdogPath = "/orchestrator/postiz-watchdog.sh"
 	b.dep.Files = append(b.dep.Files, model.File{Path: "postiz/watchdog.sh", Content: watchdog, Mode: 0o644})
 	pub := b.publicURL("postiz")
-	b.add(model.Service{
+	// Postiz reads process.env only (no *_FILE): envFromFiles. Its image
+	// has no entrypoint of its own (node's passes a command through); the
+	// watchdog, without arguments, runs the image's own command,
+	// `sh -c "nginx && pnpm run pm2"`, as PID 1 (exec).
+	b.addEnvFromFiles(model.Service{
 		Name: "postiz", Component: "postiz", Image: b.image("postiz", "postiz"),
-		// Without arguments the script runs the image's own command,
-		// `sh -c "nginx && pnpm run pm2"`, as PID 1 (exec).
-		Command:    []string{"sh", watchdogPath},
 		FileMounts: []model.FileMount{{File: "postiz/watchdog.sh", Target: watchdogPath}},
 		Env: map[string]string{
 			// Postiz checks these match the browser's URL exactly, with no
@@ -477,7 +607,7 @@ func (b *builder) postiz() {
 		Health: &model.Healthcheck{Test: []string{"CMD", "node", "-e",
 			"const r=require('http').get('http://127.0.0.1:5000/',res=>process.exit(res.statusCode<500?0:1));r.on('error',()=>process.exit(1));r.setTimeout(4000,()=>{r.destroy();process.exit(1)})"},
 			IntervalSec: 30, TimeoutSec: 10, Retries: 5, StartSec: 120},
-	})
+	}, []string{"sh", watchdogPath})
 	b.route(b.host("postiz"), "postiz", 5000)
 }
 

@@ -169,7 +169,7 @@ func (b *builder) overrides() {
 				s.Env = map[string]string{}
 			}
 			for k, v := range o.Env {
-				if _, secret := s.SecretEnv[k]; secret {
+				if _, secret := s.SecretEnv[k]; secret || b.provided[name][k] {
 					b.ds.Errorf(b.orig.KeyPos(p+".env."+k), p+".env."+k, "remove it; its value comes from the secret state", "%s of %s is provided from a secret and cannot be overridden", k, name)
 					continue
 				}

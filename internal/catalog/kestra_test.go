@@ -62,7 +62,7 @@ func TestKestraDockerTasksAreOptIn(t *testing.T) {
 	assert.Equal(t, "components.kestra.docker_tasks", ds[0].Path)
 	assert.Equal(t, "Kestra gets the host's Docker socket, read-write, and runs as root: anyone who can edit a flow controls the host", ds[0].Summary)
 	require.NotNil(t, ds[0].Subject)
-	assert.Equal(t, 19, ds[0].Subject.Line)
+	assert.Equal(t, 20, ds[0].Subject.Line)
 	dep, msgs := build(t, src)
 	require.NotNil(t, dep, msgs)
 	k = service(t, dep, "kestra")

@@ -31,18 +31,23 @@ func TestPostizRunsTheWatchdog(t *testing.T) {
 	}
 	require.Len(t, postiz.Command, 2)
 	assert.Equal(t, "sh", postiz.Command[0])
-	require.Len(t, postiz.FileMounts, 1)
-	assert.Equal(t, postiz.Command[1], postiz.FileMounts[0].Target)
+	var script model.FileMount
+	for _, m := range postiz.FileMounts {
+		if m.Target == postiz.Command[1] {
+			script = m
+		}
+	}
+	require.NotEmpty(t, script.File, "the watchdog is not mounted")
 	want, err := templates.FS.ReadFile("catalog/postiz-watchdog.sh")
 	require.NoError(t, err)
 	shipped := false
 	for _, f := range dep.Files {
-		if f.Path == postiz.FileMounts[0].File {
+		if f.Path == script.File {
 			shipped = true
 			assert.Equal(t, string(want), string(f.Content))
 		}
 	}
-	assert.True(t, shipped, "the deployment has no file %s", postiz.FileMounts[0].File)
+	assert.True(t, shipped, "the deployment has no file %s", script.File)
 	assert.Equal(t, []int{7233}, temporal.Ports)
 	assert.Equal(t, "temporal:7233", postiz.Env["TEMPORAL_ADDRESS"])
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -192,7 +193,8 @@ func isTerminal(w any) bool {
 func checkPassEnv(res *engine.Result) error {
 	var missing []string
 	for _, s := range res.Deployment.Services {
-		for _, name := range s.PassEnv {
+		// The same names, as variables or files (secrets_in_env).
+		for _, name := range slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(s.PassEnv), s.PassFiles...)))) {
 			if _, ok := os.LookupEnv(name); !ok {
 				missing = append(missing, fmt.Sprintf("%s (service %s)", name, s.Name))
 			}

@@ -107,7 +107,7 @@ func TestCatalogDiagnostics(t *testing.T) {
 	spec := `version: 1
 name: x
 domain: x.example.com
-app: {image: ghcr.io/a/app:1.0.0, database: true}
+app: {image: ghcr.io/a/app:1.0.0, database: true, secrets_in_env: false}
 services:
   postgres: {image: ghcr.io/a/pg:1.0.0}
   cron: {image: ghcr.io/a/cron:1.0.0}
@@ -254,7 +254,7 @@ func TestRenderOutputsAndStateDir(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep))
 	assert.Equal(t, filepath.Join(dir, "vault"), rep.StateDir)
 	assert.Equal(t, 19, rep.Services)
-	assert.ElementsMatch(t, []string{"rendered/phase1/docker-compose.yml", "rendered/phase1/postgres/init.sh", "rendered/phase1/proxy/Caddyfile", "rendered/phase1/postiz/watchdog.sh", "rendered/phase1/temporal/dynamicconfig.yaml"}, rep.Files)
+	assert.ElementsMatch(t, []string{"rendered/phase1/docker-compose.yml", "rendered/phase1/orchestrator/secret-env.sh", "rendered/phase1/postgres/init.sh", "rendered/phase1/proxy/Caddyfile", "rendered/phase1/postiz/watchdog.sh", "rendered/phase1/temporal/dynamicconfig.yaml"}, rep.Files)
 	assert.FileExists(t, filepath.Join(dir, "rendered", "phase1", "docker-compose.yml"))
 	assertNoSecrets(t, filepath.Join(dir, "vault"), r.stdout+r.stderr)
 

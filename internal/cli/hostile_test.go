@@ -73,7 +73,7 @@ stack.yaml: 1 error, 0 warnings.
 			`stack.yaml:4:38: error: unknown key "\u202eprot" (app)
    4 | app: {image: ghcr.io/acme/app:1.0.0, \u202eprot: 1}
      |                                      ^^^^^^^^^^
-     = expected one of: command, database, env, health, image, port, replicas, secrets
+     = expected one of: command, database, env, health, image, port, replicas, secrets, secrets_in_env
      = hint: remove it, or check its spelling and indentation
 
 stack.yaml: 1 error, 0 warnings.

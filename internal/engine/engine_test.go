@@ -26,6 +26,15 @@ func loadSpec(t *testing.T, name string) *spec.Stack {
 	return st
 }
 
+// withEnvFiles has the app also take its secrets from its environment
+// (secrets_in_env), so that the render has env files for the state
+// directory.
+func withEnvFiles(st *spec.Stack) *spec.Stack {
+	inEnv := true
+	st.App.SecretsInEnv = &inEnv
+	return st
+}
+
 // files lists every path under dir, relative to it.
 func files(t *testing.T, dir string) []string {
 	t.Helper()
@@ -52,7 +61,7 @@ func files(t *testing.T, dir string) []string {
 func TestDryRunWritesNothing(t *testing.T) {
 	for _, example := range []string{"minimal", "platform"} {
 		t.Run(example, func(t *testing.T) {
-			st := loadSpec(t, example)
+			st := withEnvFiles(loadSpec(t, example))
 			root := t.TempDir()
 			store, err := state.Open(filepath.Join(root, "state"))
 			require.NoError(t, err)
@@ -80,7 +89,7 @@ func TestRenderedFilesNeverFollowSymlinks(t *testing.T) {
 			link := filepath.Join(root, tt.dir, filepath.FromSlash(tt.link))
 			require.NoError(t, os.MkdirAll(filepath.Dir(link), 0o700))
 			require.NoError(t, os.Symlink(outside, link))
-			_, ds := engine.Render(context.Background(), loadSpec(t, "minimal"), engine.RenderOptionsIn{Backend: compose.New(), Store: store, OutDir: filepath.Join(root, "out")})
+			_, ds := engine.Render(context.Background(), withEnvFiles(loadSpec(t, "minimal")), engine.RenderOptionsIn{Backend: compose.New(), Store: store, OutDir: filepath.Join(root, "out")})
 			require.True(t, ds.HasErrors(), "rendered through %s", link)
 			assert.Contains(t, ds[len(ds)-1].Summary, link+" is a symbolic link")
 			assert.Empty(t, files(t, outside), "a rendered file landed outside")

@@ -48,6 +48,10 @@ type Service struct {
 	// PassEnv names variables whose values are taken from the environment
 	// of the process that applies the stack.
 	PassEnv []string
+	// PassFiles names variables whose values are taken from the
+	// environment of the process that applies the stack and handed to the
+	// container as files, /run/secrets/<NAME>.
+	PassFiles []string
 	// SecretEnv holds variables whose values are templates over secrets,
 	// e.g. `postgres://app:{{secret "db-app-password"}}@postgres:5432/app`.
 	SecretEnv map[string]string
@@ -152,6 +156,13 @@ type Network struct {
 	Name     string
 	Internal bool
 }
+
+// PassThroughKey is the generated secret that keys the digest of the values
+// a service's PassFiles take from the applier's environment: a backend
+// labels the service with it, so that a changed value recreates the
+// container (file contents are not in compose's configuration hash)
+// without revealing the value, however short, to who can read labels.
+const PassThroughKey = "pass-through-digest-key"
 
 // SecretKind says how a generated secret looks.
 type SecretKind string

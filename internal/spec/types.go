@@ -52,14 +52,19 @@ type App struct {
 	Env      map[string]string `yaml:"env,omitempty" json:"env,omitempty" jsonschema_description:"Plain environment variables (never secrets)."`
 	Secrets  []string          `yaml:"secrets,omitempty" json:"secrets,omitempty" jsonschema_description:"Names of secret environment variables; values are read from the environment when applying."`
 	Database bool              `yaml:"database,omitempty" json:"database,omitempty" jsonschema_description:"Give the app its own PostgreSQL database and user; DATABASE_URL is provided."`
+
+	// SecretsInEnv also puts DATABASE_URL and the secrets in the
+	// container's environment, where docker inspect shows them; they are
+	// always files (/run/secrets/<NAME>, named by <NAME>_FILE).
+	SecretsInEnv *bool `yaml:"secrets_in_env,omitempty" json:"secrets_in_env,omitempty" jsonschema_description:"Also put DATABASE_URL and the secrets in the container's environment (docker inspect shows them), for an image that reads nothing else; they are always files: /run/secrets/<NAME>, named by <NAME>_FILE. Default false."`
 }
 
 // Components lists the platform components.
 type Components struct {
-	Tracardi  *Component `yaml:"tracardi,omitempty" json:"tracardi,omitempty" jsonschema_description:"Tracardi customer data platform (API + GUI, with MySQL, Elasticsearch and Redis)."`
+	Tracardi  *Component       `yaml:"tracardi,omitempty" json:"tracardi,omitempty" jsonschema_description:"Tracardi customer data platform (API + GUI, with MySQL, Elasticsearch and Redis)."`
 	Kestra    *KestraComponent `yaml:"kestra,omitempty" json:"kestra,omitempty" jsonschema_description:"Kestra workflow orchestration (standalone server on PostgreSQL)."`
-	Postiz    *Component `yaml:"postiz,omitempty" json:"postiz,omitempty" jsonschema_description:"Postiz social media scheduling (with Redis and Temporal)."`
-	Portainer *Component `yaml:"portainer,omitempty" json:"portainer,omitempty" jsonschema_description:"Portainer CE management UI."`
+	Postiz    *Component       `yaml:"postiz,omitempty" json:"postiz,omitempty" jsonschema_description:"Postiz social media scheduling (with Redis and Temporal)."`
+	Portainer *Component       `yaml:"portainer,omitempty" json:"portainer,omitempty" jsonschema_description:"Portainer CE management UI."`
 }
 
 // Component switches one platform component on and may pin its version.
@@ -97,6 +102,9 @@ type Service struct {
 	Port     int               `yaml:"port,omitempty" json:"port,omitempty" jsonschema:"minimum=1,maximum=65535" jsonschema_description:"Port the service listens on, if any."`
 	Health   string            `yaml:"health,omitempty" json:"health,omitempty" jsonschema_description:"HTTP health path on port."`
 	Replicas *int              `yaml:"replicas,omitempty" json:"replicas,omitempty" jsonschema:"minimum=0" jsonschema_description:"Number of containers (default 1)."`
+
+	// SecretsInEnv: as App.SecretsInEnv.
+	SecretsInEnv *bool `yaml:"secrets_in_env,omitempty" json:"secrets_in_env,omitempty" jsonschema_description:"Also put DATABASE_URL and the secrets in the container's environment (docker inspect shows them), for an image that reads nothing else; they are always files: /run/secrets/<NAME>, named by <NAME>_FILE. Default false."`
 }
 
 // Override changes one rendered service.

@@ -62,7 +62,7 @@ overrides:
   proxy: {image: "%[2]s", env: {PORTS: "2019,80,443"}}
   postiz-redis: {image: "%[2]s", env: {PORTS: "6379"}, healthcheck: %[7]s}
   temporal-elasticsearch: {image: "%[2]s", env: {PORTS: "9200"}, healthcheck: %[8]s}
-  temporal: {image: "%[2]s", env: {PORTS: "7233"}, healthcheck: %[9]s}
+  temporal: {image: "%[2]s", command: [/standin], env: {PORTS: "7233"}, healthcheck: %[9]s}
   postiz:
     image: "%[4]s"
     healthcheck: %[10]s

@@ -159,3 +159,74 @@ func TestSegmentedNetworks(t *testing.T) {
 	})
 	requireNoChanges(t, dir)
 }
+
+// TestPrivilegeNoSecretInInspect: on the whole platform, `docker inspect`
+// of every container (what anyone with Docker or Portainer access sees)
+// shows no generated secret value and no value passed through from the
+// environment, while every value still reaches the process that reads it:
+// as a file, or exported by the wrapper into that process's environment
+// only. Kestra has no Docker socket by default.
+func TestPrivilegeNoSecretInInspect(t *testing.T) {
+	const name = "e2epriv"
+	dir := newStack(t, platformSpec(t, name, freePort(t)))
+	const apiKey = "sk-e2e-privilege-not-a-real-key"
+	t.Setenv("OPENAI_API_KEY", apiKey)
+	requireUp(t, dir, "--skip-preflight")
+
+	values := map[string]string{"OPENAI_API_KEY (passed through)": apiKey}
+	entries, err := os.ReadDir(filepath.Join(dir, ".orchestrator", "secrets"))
+	require.NoError(t, err)
+	for _, e := range entries {
+		if e.Type().IsRegular() {
+			values[e.Name()] = secret(t, dir, e.Name())
+		}
+	}
+	require.GreaterOrEqual(t, len(values), 18, "the platform's generated secrets")
+	ids := strings.Fields(containerIDs(t, name))
+	require.GreaterOrEqual(t, len(ids), 20)
+	for _, id := range ids {
+		insp := docker(t, "inspect", id)
+		who := docker(t, "inspect", "-f", "{{.Name}}", id)
+		for f, v := range values {
+			assert.NotContains(t, insp, v, "docker inspect %s shows %s", who, f)
+		}
+	}
+
+	exec := func(service string, args ...string) string {
+		return docker(t, append([]string{"exec", name + "-" + service + "-1"}, args...)...)
+	}
+	t.Run("the app reads its secrets from files", func(t *testing.T) {
+		assert.Equal(t, "postgres://app:"+values["db-app-password"]+"@postgres:5432/app?sslmode=disable", exec("app", "sh", "-c", `cat "$DATABASE_URL_FILE"`))
+		assert.Equal(t, apiKey, exec("app", "sh", "-c", `cat "$OPENAI_API_KEY_FILE"`))
+		assert.Equal(t, "neither is in its environment", exec("app", "sh", "-c", `test -z "${DATABASE_URL+x}${OPENAI_API_KEY+x}" && echo neither is in its environment`))
+	})
+	t.Run("images that read only their environment get the values in their process's", func(t *testing.T) {
+		// The wrapper exec'ed the command: PID 1 holds what it exported.
+		environ := func(service string) string { return exec(service, "sh", "-c", `tr '\0' '\n' </proc/1/environ`) }
+		for service, want := range map[string][]string{
+			"temporal":               {"POSTGRES_PWD=" + values["db-temporal-password"], "ES_PWD=" + values["temporal-elasticsearch-password"]},
+			"postiz":                 {"JWT_SECRET=" + values["postiz-jwt-secret"], "DATABASE_URL=postgres://postiz:" + values["db-postiz-password"] + "@postgres:5432/postiz?sslmode=disable", "REDIS_URL=redis://:" + values["postiz-redis-password"] + "@postiz-redis:6379"},
+			"tracardi-api":           {"MYSQL_PASSWORD=" + values["tracardi-mysql-password"], "INSTALLATION_TOKEN=" + values["tracardi-installation-token"], "REDIS_PASSWORD=" + values["tracardi-redis-password"], "ELASTIC_HTTP_AUTH_PASSWORD=" + values["tracardi-elasticsearch-password"]},
+			"tracardi-update-worker": {"AUTO_PROFILE_MERGING=" + values["tracardi-auto-profile-merging"]},
+		} {
+			env := strings.Split(environ(service), "\n")
+			for _, kv := range want {
+				assert.Contains(t, env, kv, service)
+			}
+		}
+	})
+	t.Run("Kestra has no Docker socket and runs as its image's user", func(t *testing.T) {
+		assert.NotContains(t, docker(t, "inspect", "-f", "{{range .Mounts}}{{.Source}} {{end}}", name+"-kestra-1"), "docker.sock")
+		assert.Empty(t, docker(t, "inspect", "-f", "{{.Config.User}}", name+"-kestra-1"))
+		assert.Equal(t, "exited 0", docker(t, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", name+"-kestra-init-1"))
+	})
+	t.Run("a new value passed through recreates exactly the services that read it", func(t *testing.T) {
+		requireNoChanges(t, dir)
+		t.Setenv("OPENAI_API_KEY", apiKey+"-rotated")
+		assert.Equal(t, []string{"service.app: update"}, changed(t, dir))
+		requireUp(t, dir, "--skip-preflight")
+		assert.Equal(t, apiKey+"-rotated", exec("app", "sh", "-c", `cat "$OPENAI_API_KEY_FILE"`))
+		assert.NotContains(t, docker(t, "inspect", name+"-app-1"), apiKey)
+		requireNoChanges(t, dir)
+	})
+}

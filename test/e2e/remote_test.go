@@ -60,8 +60,14 @@ func TestRemoteHostCannotSeeOurFiles(t *testing.T) {
 	consumer := func(n string) string {
 		// Each consumer connects with its DATABASE_URL exactly as an app
 		// would; it is healthy once PostgreSQL accepted the URL's password.
-		return fmt.Sprintf(`  %s: {image: %q, database: true, command: [sh, -c, 'until psql "$DATABASE_URL" -tAc "select current_user" >/tmp/who 2>/tmp/err; do sleep 1; done; exec sleep 1000000']}
-`, n, pgImage)
+		// c1 and c2 read it from their environment (secrets_in_env: an env
+		// file), c3 and c4 from the file DATABASE_URL_FILE names.
+		url, inEnv := `"$(cat "$DATABASE_URL_FILE")"`, "false"
+		if n == "c1" || n == "c2" {
+			url, inEnv = `"$DATABASE_URL"`, "true"
+		}
+		return fmt.Sprintf(`  %s: {image: %q, database: true, secrets_in_env: %s, command: [sh, -c, 'until psql %s -tAc "select current_user" >/tmp/who 2>/tmp/err; do sleep 1; done; exec sleep 1000000']}
+`, n, pgImage, inEnv, url)
 	}
 	spec := fmt.Sprintf(`version: 1
 name: %s
@@ -83,7 +89,8 @@ services:
   postgres-init: {image: %q}
   proxy: {image: %q, env: {PORTS: "2019,80,443"}}
   kestra: {image: %q, env: {PORTS: "8080,8081"}, healthcheck: {test: [CMD, /standin, probe, "http://127.0.0.1:8081/health"], interval: 2s, timeout: 3s, retries: 30}}
-`, pgImage, pgImage, webImage, webImage)
+  kestra-init: {image: %q, command: ["true"]}
+`, pgImage, pgImage, webImage, webImage, webImage)
 	// The wrapper first on PATH for the whole test, cleanup's `down` too.
 	t.Setenv("PATH", sshPath+string(os.PathListSeparator)+os.Getenv("PATH"))
 	src := newStack(t, spec)

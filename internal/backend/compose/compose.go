@@ -133,11 +133,21 @@ func (r *renderer) project() (*types.Project, error) {
 		p.Services[s.Name] = svc
 	}
 	// Declare only the secrets some service mounts; env-only secrets reach
-	// containers through env files.
+	// containers through env files. The pass-through key is no file: Load
+	// keys the digest of pass-through values with it.
 	for name := range p.Secrets {
 		if !used[name] {
 			delete(p.Secrets, name)
-			delete(r.arts.Environment, SecretVariable(name))
+			if name != model.PassThroughKey {
+				delete(r.arts.Environment, SecretVariable(name))
+			}
+		}
+	}
+	// Values passed through from the environment of whoever applies, as
+	// files: compose reads them from that environment, as for `environment:`.
+	for _, s := range r.d.Services {
+		for _, n := range s.PassFiles {
+			p.Secrets[PassThroughSecret(n)] = types.SecretConfig{Environment: n}
 		}
 	}
 	if len(p.Secrets) == 0 {
@@ -148,6 +158,12 @@ func (r *renderer) project() (*types.Project, error) {
 	}
 	return p, nil
 }
+
+// PassThroughSecret is the compose secret that carries the variable name
+// from the environment of whoever applies (a spec's secrets:).
+func PassThroughSecret(name string) string { return passThroughPrefix + name }
+
+const passThroughPrefix = "pass-through-"
 
 // SecretVariable is the name under which the compose file refers to a
 // secret's value (a secret's `environment:` source), e.g.
@@ -208,6 +224,9 @@ func (r *renderer) service(s model.Service, usedSecrets map[string]bool) (types.
 		path := "compose/env/" + s.Name + ".env"
 		r.arts.StateFiles = append(r.arts.StateFiles, model.File{Path: path, Content: content, Mode: 0o600})
 		svc.EnvFiles = []types.EnvFile{{Path: r.statePath(path), Required: types.OptOut(true)}}
+	}
+	for _, n := range s.PassFiles {
+		svc.Secrets = append(svc.Secrets, types.ServiceSecretConfig{Source: PassThroughSecret(n), Target: "/run/secrets/" + n})
 	}
 	for _, m := range s.SecretMounts {
 		usedSecrets[m.Secret] = true

@@ -233,14 +233,19 @@ func TestSecretsReachServicesAndNothingElse(t *testing.T) {
 			require.NoError(t, err)
 			assert.Equal(t, os.FileMode(0o700), info.Mode().Perm())
 
-			// compose resolves the env file: the app's DATABASE_URL carries
-			// the password from the state.
+			// The app reads DATABASE_URL from the file DATABASE_URL_FILE
+			// names, whose content compose copies in from the values handed
+			// to it: the URL carries the password from the state, and the
+			// environment has no value.
 			p := loadBack(t, r)
 			if app, ok := p.Services["app"]; ok {
 				pw, err := os.ReadFile(filepath.Join(r.stateDir, "secrets", "db-app-password"))
 				require.NoError(t, err)
-				require.NotNil(t, app.Environment["DATABASE_URL"])
-				assert.Equal(t, "postgres://app:"+string(pw)+"@postgres:5432/app?sslmode=disable", *app.Environment["DATABASE_URL"])
+				assert.Nil(t, app.Environment["DATABASE_URL"])
+				require.NotNil(t, app.Environment["DATABASE_URL_FILE"])
+				assert.Equal(t, "/run/secrets/DATABASE_URL", *app.Environment["DATABASE_URL_FILE"])
+				assert.Contains(t, app.Secrets, types.ServiceSecretConfig{Source: "app-database-url", Target: "/run/secrets/DATABASE_URL"})
+				assert.Equal(t, "postgres://app:"+string(pw)+"@postgres:5432/app?sslmode=disable", r.res.Artifacts.Environment[compose.SecretVariable("app-database-url")])
 			}
 		})
 	}

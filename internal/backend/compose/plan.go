@@ -35,6 +35,7 @@ type PlanOptions struct {
 // server of another major than the data in its volume.
 func (t *Target) Plan(ctx context.Context, p *types.Project, opts PlanOptions) (*plan.Plan, error) {
 	applied := opts.Applied
+	labelPassThrough(p)
 	pl := plan.New(p.Name, "docker ("+t.host+")")
 	// Another compose project of the same name: compose would remove its
 	// containers and adopt its volumes. Refused, never applied.
@@ -151,6 +152,7 @@ func (t *Target) planService(ctx context.Context, svc types.ServiceConfig, cs []
 // Applied returns the record to keep after a successful up: each
 // service's configuration hash.
 func Applied(p *types.Project) (map[string]string, error) {
+	labelPassThrough(p)
 	out := make(map[string]string, len(p.Services))
 	for name, svc := range p.Services {
 		h, err := compose.ServiceHash(svc)

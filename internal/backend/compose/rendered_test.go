@@ -30,6 +30,8 @@ func TestDollarInPathsIsNotInterpolated(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			st, _, ds := spec.LoadFile("../../../examples/minimal/stack.yaml")
 			require.False(t, ds.HasErrors(), "%v", ds)
+			inEnv := true // an env file in the state directory
+			st.App.SecretsInEnv = &inEnv
 			root := t.TempDir()
 			store, err := state.Open(filepath.Join(root, tt.state))
 			require.NoError(t, err)

@@ -1,8 +1,10 @@
 package compose_test
 
 import (
+	"bytes"
 	"context"
 	"net/url"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -42,11 +44,15 @@ var hostileValues = []string{
 // TestHostileSecretsSurviveEverySink renders the platform with each
 // hostile value as the app's, Kestra's and Postiz's secrets, then reads
 // each sink back with its real consumer: compose-go's loader for the env
-// files (DATABASE_URL, JWT_SECRET), net/url for the URL, a YAML parser for
+// file (the app's DATABASE_URL, with secrets_in_env), net/url for the URLs
+// in files (Postiz's and the app's DATABASE_URL), a YAML parser for
 // Kestra's configuration. Each must give back exactly the value.
 func TestHostileSecretsSurviveEverySink(t *testing.T) {
-	st, _, ds := spec.LoadFile("../../../examples/platform/stack.yaml")
+	src, err := os.ReadFile("../../../examples/platform/stack.yaml")
+	require.NoError(t, err)
+	st, ds := spec.Load("stack.yaml", bytes.Replace(src, []byte("secrets_in_env: false   #"), []byte("secrets_in_env: true    #"), 1))
 	require.False(t, ds.HasErrors(), "%v", ds)
+	require.True(t, *st.App.SecretsInEnv)
 	for _, value := range hostileValues {
 		for _, suffix := range []string{"", "\n", "\r\n"} {
 			t.Run(value+suffix, func(t *testing.T) {
@@ -62,18 +68,21 @@ func TestHostileSecretsSurviveEverySink(t *testing.T) {
 				r := rendered{name: "platform", outDir: out, stateDir: store.Dir(), res: res}
 				p := loadBack(t, r)
 
-				for _, svc := range []string{"app", "postiz"} {
-					raw := p.Services[svc].Environment["DATABASE_URL"]
-					require.NotNil(t, raw, svc)
-					u, err := url.Parse(*raw)
-					require.NoError(t, err, "%s: DATABASE_URL does not parse", svc)
+				fromEnvFile := p.Services["app"].Environment["DATABASE_URL"]
+				require.NotNil(t, fromEnvFile, "the app's DATABASE_URL through its env file")
+				for sink, raw := range map[string]string{
+					"app's env file":       *fromEnvFile,
+					"app's secret file":    res.Artifacts.Environment[compose.SecretVariable("app-database-url")],
+					"Postiz's secret file": res.Artifacts.Environment[compose.SecretVariable("postiz-database-url")],
+				} {
+					u, err := url.Parse(raw)
+					require.NoError(t, err, "%s: DATABASE_URL does not parse", sink)
 					pw, _ := u.User.Password()
-					assert.Equal(t, value, pw, "%s: DATABASE_URL password", svc)
-					assert.Equal(t, "postgres:5432", u.Host, svc)
+					assert.Equal(t, value, pw, "%s: DATABASE_URL password", sink)
+					assert.Equal(t, "postgres:5432", u.Host, sink)
 				}
-				jwt := p.Services["postiz"].Environment["JWT_SECRET"]
-				require.NotNil(t, jwt)
-				assert.Equal(t, value, *jwt, "JWT_SECRET through the env file")
+				assert.Nil(t, p.Services["postiz"].Environment["JWT_SECRET"], "Postiz's secrets are files its wrapper exports")
+				assert.Equal(t, value, res.Artifacts.Environment[compose.SecretVariable("postiz-jwt-secret")], "JWT_SECRET")
 
 				cfg := res.Artifacts.Environment[compose.SecretVariable("kestra-application.yml")]
 				var doc struct {

@@ -2,6 +2,9 @@ package compose
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +23,8 @@ import (
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
+
+	"github.com/aipairpro/orchestrator/internal/model"
 )
 
 // Target applies rendered Phase 1 files to a Docker engine through the
@@ -123,10 +128,55 @@ func (t *Target) Load(ctx context.Context, dir, project string, values map[strin
 	return p, nil
 }
 
+// LabelPassThrough carries an HMAC of the values a service gets as files
+// from the environment of whoever applies (a spec's secrets:). Compose's
+// configuration hash covers a secret's name, not its content, and these
+// values are not known when the files are rendered: set here, from the
+// same environment compose reads them from, the label makes a changed
+// value recreate exactly the services that read it. Keyed with a secret of
+// the state (model.PassThroughKey), so the label reveals nothing of a
+// short value to who can read labels.
+const LabelPassThrough = "dev.orchestrator.pass-through-digest"
+
+// labelPassThrough sets LabelPassThrough on every service that mounts a
+// pass-through value; the key is in the project's environment, where Load
+// (and a rendering loaded from memory) put the values the files name.
+// Plan, Up and Applied call it, whichever way the project was loaded; it is
+// idempotent.
+func labelPassThrough(p *types.Project) {
+	key := p.Environment[SecretVariable(model.PassThroughKey)]
+	if key == "" {
+		return
+	}
+	for name, svc := range p.Services {
+		var parts []string
+		for _, ref := range svc.Secrets {
+			if sec, ok := p.Secrets[ref.Source]; ok && strings.HasPrefix(ref.Source, passThroughPrefix) {
+				parts = append(parts, sec.Environment+"\x00"+p.Environment[sec.Environment])
+			}
+		}
+		if len(parts) == 0 {
+			continue
+		}
+		sort.Strings(parts)
+		mac := hmac.New(sha256.New, []byte(key))
+		for _, part := range parts {
+			mac.Write([]byte(part))
+			mac.Write([]byte{0})
+		}
+		if svc.Labels == nil {
+			svc.Labels = types.Labels{}
+		}
+		svc.Labels[LabelPassThrough] = "hmac-sha256:" + hex.EncodeToString(mac.Sum(nil))
+		p.Services[name] = svc
+	}
+}
+
 // Up converges the engine to the project and waits until every service is
 // healthy (one-shot services: completed). Unchanged containers are left
 // alone, so a second Up is a no-op.
 func (t *Target) Up(ctx context.Context, p *types.Project, timeout time.Duration) error {
+	labelPassThrough(p)
 	return t.compose.Up(ctx, p, api.UpOptions{
 		Create: api.CreateOptions{
 			RemoveOrphans: true,
