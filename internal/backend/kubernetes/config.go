@@ -49,7 +49,7 @@ func (r *renderer) secrets() error {
 			}
 			r.secretObjs[m.Secret] = r.secretObject(m.Secret, r.stackLabels(), map[string][]byte{m.Secret: []byte(v)})
 		}
-		if len(s.SecretEnv) == 0 && len(s.PassEnv) == 0 {
+		if len(s.SecretEnv) == 0 && len(s.PassEnv) == 0 && len(s.PassFiles) == 0 {
 			continue
 		}
 		name := envSecretName(s)
@@ -67,7 +67,9 @@ func (r *renderer) secrets() error {
 			}
 			data[k] = []byte(v)
 		}
-		for _, k := range s.PassEnv {
+		// Pass-through values, as variables (PassEnv) or as files
+		// (PassFiles, mounted from the same Secret at /run/secrets/<NAME>).
+		for _, k := range append(append([]string(nil), s.PassEnv...), s.PassFiles...) {
 			var v string
 			var ok bool
 			if r.opts.LookupEnv != nil {

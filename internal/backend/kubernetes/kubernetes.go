@@ -26,6 +26,7 @@ package kubernetes
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -152,6 +153,10 @@ type Workload struct {
 	// Why says what the level rests on: the user it runs as, or why it
 	// needs root.
 	Why string
+	// After are the one-shot services (Jobs) it depends on: a pod cannot
+	// see a Job complete without API access, so apply runs each of them to
+	// completion before it applies this workload.
+	After []string
 }
 
 // Omission is a service of the model that has no Kubernetes objects.
@@ -317,7 +322,13 @@ func (r *renderer) render() error {
 	r.arts.Level = Restricted
 	for _, s := range r.order {
 		p := r.workloads[s.Name]
-		r.arts.Workloads = append(r.arts.Workloads, Workload{Service: s.Name, Component: s.Component, Kind: p.kind, Level: p.level, Why: p.why})
+		w := Workload{Service: s.Name, Component: s.Component, Kind: p.kind, Level: p.level, Why: p.why}
+		for _, dep := range s.DependsOn {
+			if t, ok := r.services[dep.Service]; ok && t.OneShot && !slices.Contains(w.After, dep.Service) {
+				w.After = append(w.After, dep.Service)
+			}
+		}
+		r.arts.Workloads = append(r.arts.Workloads, w)
 		if p.level == Baseline {
 			r.arts.Level = Baseline
 		}
@@ -355,6 +366,11 @@ func (r *renderer) selectServices() {
 		switch {
 		case len(s.Publish) > 0:
 			r.omit(s.Name, "replaced by the Ingress objects: the cluster's ingress controller routes each host name and cert-manager signs its certificate", false)
+		case s.OneShot && s.Isolated:
+			// Such a one-shot only prepares its volumes (kestra-init gives
+			// the storage volume to the image's user); a pod's fsGroup does
+			// that in Kubernetes, and what waited for it need not.
+			r.omit(s.Name, "only prepares its volumes' ownership, which the pod's fsGroup does in Kubernetes", false)
 		case mountsDockerSocket(s):
 			r.omit(s.Name, "mounts the Docker socket, and a Kubernetes node has no Docker engine to hand it "+
 				"(its runtime is containerd), while mounting the node's runtime socket would give the pod root on the node, "+

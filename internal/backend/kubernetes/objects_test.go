@@ -248,7 +248,9 @@ func TestDockerSocketServicesAreLeftOut(t *testing.T) {
 	for _, o := range r.arts.Omitted {
 		names = append(names, o.Service)
 	}
-	assert.Equal(t, []string{"kestra", "portainer", "proxy"}, names)
+	// Kestra renders: its Docker task runner is an opt-in (off here);
+	// kestra-init only sets volume ownership, which fsGroup does.
+	assert.Equal(t, []string{"kestra-init", "portainer", "proxy"}, names)
 }
 
 // TestRenderWithoutSecretState: without the secret state the files are the

@@ -126,7 +126,7 @@ func checkSecret(t *testing.T, r rendered, state *engine.Secrets, sec *corev1.Se
 				require.NoError(t, err)
 				want[k] = []byte(v)
 			}
-			for _, k := range s.PassEnv {
+			for _, k := range append(append([]string(nil), s.PassEnv...), s.PassFiles...) {
 				want[k] = []byte(passEnv)
 			}
 			assert.Equal(t, want, sec.Data, "Secret %s", sec.Name)

@@ -279,6 +279,17 @@ func (r *renderer) podTemplate(s *model.Service, plan *workloadPlan) (corev1.Pod
 		}}}
 		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: name, MountPath: m.Target, SubPath: m.Secret, ReadOnly: true})
 	}
+	if len(s.PassFiles) > 0 {
+		// The applier's values, from the service's variables Secret, as
+		// files at /run/secrets/<NAME> as in Phase 1.
+		mode := int32(0o444)
+		vols["pass-files"] = corev1.Volume{Name: "pass-files", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: envSecretName(s), DefaultMode: &mode,
+		}}}
+		for _, k := range s.PassFiles {
+			c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: "pass-files", MountPath: "/run/secrets/" + k, SubPath: k, ReadOnly: true})
+		}
+	}
 	sort.Slice(c.VolumeMounts, func(i, j int) bool { return c.VolumeMounts[i].MountPath < c.VolumeMounts[j].MountPath })
 	spec.InitContainers = r.waits(s, c.SecurityContext)
 	if len(spec.InitContainers) > 0 {
@@ -320,6 +331,9 @@ func (r *renderer) checkSecretOwner(s *model.Service, p ImageProfile, m model.Se
 // effectiveNetworks are the networks a service joins; compose puts a
 // service that names none on the project's "default" network.
 func effectiveNetworks(s *model.Service) []string {
+	if s.Isolated {
+		return nil
+	}
 	if len(s.Networks) == 0 {
 		return []string{"default"}
 	}

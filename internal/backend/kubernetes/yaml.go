@@ -90,7 +90,7 @@ func (r *renderer) write() error {
 // references: the file's pods read Secrets it does not hold.
 func (r *renderer) references(objs []Object) bool {
 	for _, o := range objs {
-		if s, ok := r.services[o.GetName()]; ok && (len(s.SecretMounts) > 0 || len(s.SecretEnv) > 0 || len(s.PassEnv) > 0) {
+		if s, ok := r.services[o.GetName()]; ok && (len(s.SecretMounts) > 0 || len(s.SecretEnv) > 0 || len(s.PassEnv) > 0 || len(s.PassFiles) > 0) {
 			return true
 		}
 	}
