@@ -26,40 +26,12 @@ type kube struct {
 	kubectl, kubeconfig string
 }
 
-// testCluster starts the cluster with `kube-cluster.sh up` (a no-op when it
-// already answers; the first run on a machine builds it, about 10 minutes)
-// and stops it afterwards if this test started it. It never skips: without
-// the real API server the claim is unproven.
+// testCluster is the shared test cluster (main_test.go): started on first
+// use, stopped at the end of the test binary if it started it. It never
+// skips: without the real API server the claim is unproven.
 func testCluster(t *testing.T) kube {
 	t.Helper()
-	script, err := filepath.Abs("../../../hack/testenv/kube-cluster.sh")
-	require.NoError(t, err)
-	wasUp := exec.Command(script, "env").Run() == nil
-	cmd := exec.Command(script, "up")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s up: %v\n%s", script, err, stderr.String())
-	}
-	if !wasUp && os.Getenv("ORCHESTRATOR_TESTENV_KUBE_KEEP") == "" {
-		t.Cleanup(func() {
-			if out, err := exec.Command(script, "down").CombinedOutput(); err != nil {
-				t.Errorf("%s down: %v\n%s", script, err, out)
-			}
-		})
-	}
-	var k kube
-	for _, line := range strings.Split(stdout.String(), "\n") {
-		if v, ok := strings.CutPrefix(line, "KUBECONFIG="); ok {
-			k.kubeconfig = v
-		}
-		if v, ok := strings.CutPrefix(line, "ORCHESTRATOR_TESTENV_KUBECTL="); ok {
-			k.kubectl = v
-		}
-	}
-	require.NotEmpty(t, k.kubeconfig, "kube-cluster.sh up printed no KUBECONFIG: %s", stdout.String())
-	require.NotEmpty(t, k.kubectl, "kube-cluster.sh up printed no kubectl: %s", stdout.String())
-	return k
+	return sharedCluster(t)
 }
 
 // run runs kubectl with stdin; it returns stdout and stderr.
