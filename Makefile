@@ -28,12 +28,19 @@ stop: build ## remove what make run started, volumes included
 demo: run
 demo-down: stop
 
-test: ## every test: unit, golden, real consumers, and end to end on a real Docker engine
+# The two end-to-end packages (a Docker engine; a Kubernetes cluster) run
+# one after the other, after everything else: on 2 cores, side by side they
+# starve each other's readiness probes.
+
+test: ## every test: unit, golden, real consumers, then end to end on a real Docker engine and a real Kubernetes cluster
 	$(GO) vet ./...
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -timeout 30m $$($(GO) list ./... | grep -v -e '/test/e2e$$' -e '/internal/backend/kubernetes$$')
+	$(GO) test -count=1 -timeout 30m ./test/e2e
+	$(GO) test -count=1 -timeout 30m ./internal/backend/kubernetes
 
 golden: ## rewrite golden files and the committed JSON Schema
 	$(GO) test ./internal/backend/compose -run Golden -update
+	$(GO) test ./internal/backend/kubernetes -run Golden -update
 	$(GO) run ./cmd/orchestrator schema > schema/stack-v1.json
 
 bench: ## whole-process timings (hyperfine) against docker compose, and Go benchmarks

@@ -545,18 +545,7 @@ func (io_discard) Write(p []byte) (int, error) { return len(p), nil }
 // against a VPS: the docker CLI's connection helper runs `docker system
 // dial-stdio` over a real SSH server (hack/testenv/sshd.sh, on 127.0.0.1).
 func TestSSHHost(t *testing.T) {
-	cmd := exec.Command("bash", "../../hack/testenv/sshd.sh")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "hack/testenv/sshd.sh")
-	env := map[string]string{}
-	for _, line := range strings.Split(string(out), "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok {
-			env[k] = v
-		}
-	}
-	host, path := env["ORCHESTRATOR_TESTENV_SSH_HOST"], env["ORCHESTRATOR_TESTENV_SSH_PATH"]
-	require.NotEmpty(t, host)
+	host, path := sshHost(t)
 	t.Setenv("PATH", path+string(os.PathListSeparator)+os.Getenv("PATH"))
 	t.Setenv("DOCKER_HOST", "unix:///nonexistent.sock") // the spec's host must win
 	dir := newStack(t, smallSpec("e2essh")+"phase1: {host: \""+host+"\"}\n")

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -13,23 +12,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// throughSSH starts the test SSH server (hack/testenv/sshd.sh), puts its ssh
-// wrapper first on PATH and points DOCKER_HOST nowhere, so only a spec's
-// phase1.host reaches the engine. It returns that host, ssh://...
+// throughSSH starts the test SSH server, puts its ssh wrapper first on PATH
+// and points DOCKER_HOST nowhere, so only a spec's phase1.host reaches the
+// engine. It returns that host, ssh://...
 func throughSSH(t *testing.T) string {
 	t.Helper()
-	cmd := exec.Command("bash", "../../hack/testenv/sshd.sh")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.Output()
-	require.NoError(t, err, "hack/testenv/sshd.sh")
-	env := map[string]string{}
-	for _, line := range strings.Split(string(out), "\n") {
-		if k, v, ok := strings.Cut(line, "="); ok {
-			env[k] = v
-		}
-	}
-	host, path := env["ORCHESTRATOR_TESTENV_SSH_HOST"], env["ORCHESTRATOR_TESTENV_SSH_PATH"]
-	require.NotEmpty(t, host)
+	host, path := sshHost(t)
 	t.Setenv("PATH", path+string(os.PathListSeparator)+os.Getenv("PATH"))
 	t.Setenv("DOCKER_HOST", "unix:///nonexistent.sock")
 	return host
