@@ -348,3 +348,39 @@ func TestCommandsThatWriteTakeTheLock(t *testing.T) {
 		assert.Contains(t, r.stderr, fmt.Sprintf("stack is locked by %s (pid %d, operation up)", lock.Info.Who, os.Getpid()), args)
 	}
 }
+
+// render --phase=2 writes the Kubernetes manifests from the same spec and
+// the same secret state as phase 1, with no secret value in any file, and
+// says what it leaves out.
+func TestRenderPhase2(t *testing.T) {
+	dir := copyExample(t, "platform")
+	r := run(t, dir, "render", "--phase=1", "--output", "json")
+	require.Equal(t, 0, r.code, r.stderr)
+	r = run(t, dir, "render", "--phase=2", "--output", "json")
+	require.Equal(t, 0, r.code, r.stderr)
+	var rep struct {
+		Phase    int      `json:"phase"`
+		OutDir   string   `json:"out_dir"`
+		Files    []string `json:"files"`
+		Warnings []string `json:"warnings"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(r.stdout), &rep), r.stdout)
+	assert.Equal(t, 2, rep.Phase)
+	assert.Equal(t, filepath.Join("rendered", "phase2"), rep.OutDir)
+	assert.Contains(t, rep.Files, filepath.Join("rendered", "phase2", "kustomization.yaml"))
+	assert.Contains(t, rep.Files, filepath.Join("rendered", "phase2", "postgres.yaml"))
+	assert.NotContains(t, rep.Files, filepath.Join("rendered", "phase2", "secrets.yaml"))
+	require.NotEmpty(t, rep.Warnings)
+	assert.Contains(t, strings.Join(rep.Warnings, "\n"), "portainer is not rendered")
+	var all strings.Builder
+	for _, f := range rep.Files {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		require.NoError(t, err)
+		all.Write(b)
+	}
+	assertNoSecrets(t, filepath.Join(dir, ".orchestrator"), all.String()+r.stdout+r.stderr)
+	// Rendering again with the same state changes nothing.
+	r = run(t, dir, "render", "--phase=2")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Contains(t, r.stdout, "(0 of 8 files changed)")
+}

@@ -12,6 +12,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/aipairpro/orchestrator/internal/backend/compose"
+	"github.com/aipairpro/orchestrator/internal/backend/kubernetes"
 	"github.com/aipairpro/orchestrator/internal/catalog"
 	"github.com/aipairpro/orchestrator/internal/engine"
 	"github.com/aipairpro/orchestrator/internal/spec"
@@ -37,7 +38,9 @@ func NewCmdRender(f *Factory) *cobra.Command {
 		Use:   "render",
 		Short: "Render the stack's deployment files without applying them",
 		Long: `Render writes the target's files for the stack: for --phase=1, DIR/docker-compose.yml
-plus the proxy's Caddyfile and the database init script. Secret values never go
+plus the proxy's Caddyfile and the database init script; for --phase=2, Kubernetes
+manifests, one file per component plus DIR/kustomization.yaml (the OpenTofu half of
+phase 2 is not in this version yet). Secret values never go
 into DIR: they stay in the state directory, which the compose file references.
 The output is byte-for-byte the same for the same spec and state. Render takes the
 stack's lock, so it never rewrites files under a running up.`,
@@ -79,15 +82,20 @@ func runRender(ctx context.Context, opts *RenderOptions) error {
 	if opts.Effective {
 		return writeEffective(opts.IO, st)
 	}
-	if opts.Phase == 2 {
-		return fmt.Errorf("phase 2 rendering (kubernetes + opentofu) is not in this version yet; render --phase=1")
-	}
 	store, lock, err := lockStack(ctx, opts.IO, opts.StateDir, "render", opts.LockTimeout)
 	if err != nil {
 		return err
 	}
 	defer lock.Unlock()
-	res, rds := engine.Render(ctx, st, engine.RenderOptionsIn{Backend: compose.New(), Store: store, OutDir: opts.OutDir})
+	var backend engine.Backend = compose.New()
+	mainFile := compose.ComposeFile
+	k8s := &kubernetes.Backend{}
+	if opts.Phase == 2 {
+		// Kubernetes manifests only: the OpenTofu half of phase 2 is not
+		// in this version yet.
+		backend, mainFile = k8s, kubernetes.Kustomization
+	}
+	res, rds := engine.Render(ctx, st, engine.RenderOptionsIn{Backend: backend, Store: store, OutDir: opts.OutDir})
 	if err := reportDiagnostics(opts.IO, opts.File, src, rds); err != nil {
 		return err
 	}
@@ -101,6 +109,10 @@ func runRender(ctx context.Context, opts *RenderOptions) error {
 		files = append(files, filepath.Join(opts.OutDir, filepath.FromSlash(f.Path)))
 	}
 	if opts.Output == "json" {
+		warnings := []string{}
+		if k8s.Last != nil {
+			warnings = k8s.Last.Warnings
+		}
 		enc := json.NewEncoder(opts.IO.Out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(map[string]any{
@@ -111,9 +123,15 @@ func runRender(ctx context.Context, opts *RenderOptions) error {
 			"files":          files,
 			"changed":        res.Written,
 			"services":       len(res.Deployment.Services),
+			"warnings":       warnings,
 		})
 	}
-	fmt.Fprintf(opts.IO.Out, "Rendered %d services to %s (%d of %d files changed).\n", len(res.Deployment.Services), filepath.Join(opts.OutDir, compose.ComposeFile), len(res.Written), len(files))
+	if k8s.Last != nil {
+		for _, w := range k8s.Last.Warnings {
+			fmt.Fprintf(opts.IO.ErrOut, "Warning: %s\n", w)
+		}
+	}
+	fmt.Fprintf(opts.IO.Out, "Rendered %d services to %s (%d of %d files changed).\n", len(res.Deployment.Services), filepath.Join(opts.OutDir, mainFile), len(res.Written), len(files))
 	fmt.Fprintf(opts.IO.Out, "Secrets are kept in %s (never in the rendered files).\n", store.Dir())
 	return nil
 }

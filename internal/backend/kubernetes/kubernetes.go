@@ -11,16 +11,11 @@
 // and Kubernetes needs (which user an image can run as, which paths it
 // writes) comes from the image profiles in profiles.go.
 //
-// Plugging into the engine. The engine's Backend interface is
-// Render(ctx, d, engine.RenderOptions) (*engine.Artifacts, error). A
-// wrapper that satisfies it builds Options from engine.RenderOptions
-// (Secrets: opts.Secrets, which already has Value and Expand; the rest from
-// the spec's phase2 section and the command's flags) and maps Artifacts to
-// engine.Artifacts: Files to Files; Secrets, which hold values, stay in
+// Plugging into the engine. Backend (backend.go) satisfies the engine's
+// Backend interface: Options.Secrets defaults to the engine's secrets,
+// Files go to the output directory, and Secrets, which hold values, stay in
 // memory for apply (as compose's Environment does); Objects, Warnings and
-// Omitted go to the plan and the CLI. That wrapper belongs to the rework of
-// the backend seam (issue 8, section 1), so this package does not import
-// the engine yet.
+// Omitted are on Backend.Last for the caller.
 package kubernetes
 
 import (
