@@ -314,16 +314,23 @@ func (t *Target) explain(ctx context.Context, nr []notReady) []Failure {
 			}
 		}
 		f.Events = eventsFor(allEvents, involved)
+		// Pods by the object's selector, or by owner: a Job read back
+		// before the API server defaulted its selector has none, and its
+		// pods are still its own.
 		sel := selectorOf(n.obj)
 		if sel == nil {
-			out = append(out, f)
-			continue
+			sel = labels.Nothing()
 		}
-		failing := failingPods(pods, sel)
-		if len(failing) == 0 {
-			// The namespace's list may predate a pod made since: ask again.
-			if l, err := t.core.CoreV1().Pods(t.ns).List(ctx, metav1.ListOptions{LabelSelector: sel.String()}); err == nil {
-				failing = failingPods(l.Items, sel)
+		failing := failingPods(pods, sel, n.obj.GetUID())
+		// The namespace's list may predate a pod made since, or a Job's pod
+		// may not be listed yet while the Job counts it active: ask again,
+		// briefly, by selector and by owner.
+		for try := 0; len(failing) == 0 && try < 4; try++ {
+			if l, err := t.core.CoreV1().Pods(t.ns).List(ctx, metav1.ListOptions{}); err == nil {
+				failing = failingPods(l.Items, sel, n.obj.GetUID())
+			}
+			if len(failing) > 0 || n.ref.gk.Kind != "Job" || sleep(ctx, 500*time.Millisecond) != nil {
+				break
 			}
 		}
 		sort.Slice(failing, func(i, j int) bool { return failing[j].CreationTimestamp.Before(&failing[i].CreationTimestamp) })
@@ -338,11 +345,12 @@ func (t *Target) explain(ctx context.Context, nr []notReady) []Failure {
 	return out
 }
 
-// failingPods are the pods of a selector that are not ready.
-func failingPods(pods []corev1.Pod, sel labels.Selector) []corev1.Pod {
+// failingPods are the pods of a selector, or owned by owner, that are not
+// ready.
+func failingPods(pods []corev1.Pod, sel labels.Selector, owner types.UID) []corev1.Pod {
 	var out []corev1.Pod
 	for _, p := range pods {
-		if sel.Matches(labels.Set(p.Labels)) && !podOK(&p) {
+		if (sel.Matches(labels.Set(p.Labels)) || ownedBy(p.OwnerReferences, owner)) && !podOK(&p) {
 			out = append(out, p)
 		}
 	}
