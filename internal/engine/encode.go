@@ -2,9 +2,12 @@ package engine
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"sort"
 	"strings"
 )
 
@@ -59,4 +62,22 @@ func YAMLString(s string) string {
 	enc.SetEscapeHTML(false)
 	_ = enc.Encode(s) // a string always encodes
 	return strings.TrimSuffix(buf.String(), "\n")
+}
+
+// InputsDigest is "sha256:<hex>" over parts sorted, each followed by a NUL,
+// or "" for no parts: the digest a backend labels a workload with so that
+// a change in the contents it reads (secrets, files) rolls it. It reveals
+// nothing of high-entropy values.
+func InputsDigest(parts []string) string {
+	if len(parts) == 0 {
+		return ""
+	}
+	sorted := append([]string(nil), parts...)
+	sort.Strings(sorted)
+	h := sha256.New()
+	for _, p := range sorted {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil))
 }

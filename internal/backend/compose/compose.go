@@ -6,8 +6,6 @@ package compose
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -320,16 +318,7 @@ func (r *renderer) inputsDigest(s model.Service) (string, error) {
 		}
 		parts = append(parts, "env\x00"+string(env))
 	}
-	if len(parts) == 0 {
-		return "", nil
-	}
-	sort.Strings(parts)
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	return engine.InputsDigest(parts), nil
 }
 
 func healthcheck(h *model.Healthcheck) *types.HealthCheckConfig {

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
+	"github.com/aipairpro/orchestrator/internal/engine"
 	"github.com/aipairpro/orchestrator/internal/model"
 )
 
@@ -174,16 +175,7 @@ func (r *renderer) inputsDigest(s *model.Service) (string, error) {
 		}
 		parts = append(parts, "env "+k+"\x00"+v)
 	}
-	if len(parts) == 0 {
-		return "", nil
-	}
-	sort.Strings(parts)
-	h := sha256.New()
-	for _, p := range parts {
-		h.Write([]byte(p))
-		h.Write([]byte{0})
-	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	return engine.InputsDigest(parts), nil
 }
 
 func shortHash(s string) string {

@@ -1,7 +1,6 @@
 package kubernetes
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -450,18 +449,10 @@ const concurrency = 16
 // without status and null timestamps, as the rendered files have it, with
 // the ApplySet's label added.
 func (t *Target) manifest(o Object) (*unstructured.Unstructured, error) {
-	j, err := json.Marshal(o)
+	m, err := manifestJSON(o)
 	if err != nil {
 		return nil, err
 	}
-	dec := json.NewDecoder(bytes.NewReader(j))
-	dec.UseNumber()
-	var m map[string]any
-	if err := dec.Decode(&m); err != nil {
-		return nil, err
-	}
-	delete(m, "status")
-	prune(m)
 	u := &unstructured.Unstructured{Object: jsonNumbers(m).(map[string]any)}
 	if u.GetKind() == "" || u.GetAPIVersion() == "" {
 		return nil, fmt.Errorf("%T %s has no kind or apiVersion", o, o.GetName())

@@ -117,6 +117,21 @@ func kustomization(ns string, resources []string) ([]byte, error) {
 // fields a typed object carries but a manifest does not set: status and a
 // null creationTimestamp.
 func marshal(o Object) ([]byte, error) {
+	m, err := manifestJSON(o)
+	if err != nil {
+		return nil, err
+	}
+	j, err := json.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return yaml.JSONToYAML(j)
+}
+
+// manifestJSON is o's JSON form as a manifest has it: no status (typed
+// objects carry one, with zero counts) and no null creationTimestamp.
+// Numbers stay json.Number.
+func manifestJSON(o Object) (map[string]any, error) {
 	j, err := json.Marshal(o)
 	if err != nil {
 		return nil, err
@@ -127,14 +142,9 @@ func marshal(o Object) ([]byte, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, err
 	}
-	// A manifest sets no status; typed objects carry one (zero counts).
 	delete(m, "status")
 	prune(m)
-	j, err = json.Marshal(m)
-	if err != nil {
-		return nil, err
-	}
-	return yaml.JSONToYAML(j)
+	return m, nil
 }
 
 // prune drops null creationTimestamps (of pod and claim templates too) and
